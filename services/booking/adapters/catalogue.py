@@ -1,0 +1,77 @@
+"""Concerts, schedules and seats in PostgreSQL."""
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+INSERT_CONCERT = text("INSERT INTO concerts (id, title, venue) VALUES (:id, :title, :venue)")
+INSERT_SCHEDULE = text("""
+INSERT INTO schedules (id, concert_id, starts_at, seat_count, price)
+VALUES (:id, :concert_id, :starts_at, :seat_count, :price)
+""")
+INSERT_SEATS = text("""
+INSERT INTO seats (schedule_id, seat_no) SELECT :schedule_id, generate_series(1, :seat_count)
+""")
+
+SELECT_CONCERTS = text("SELECT id, title, venue FROM concerts ORDER BY created_at, id")
+CONCERT_EXISTS = text("SELECT 1 FROM concerts WHERE id = :id")
+
+# A hold past its expiry counts as AVAILABLE before the sweeper gets to it.
+SELECT_SCHEDULES = text("""
+SELECT sc.id, sc.starts_at, sc.seat_count, sc.price,
+       (SELECT count(*) FROM seats s
+         WHERE s.schedule_id = sc.id
+           AND (s.status = 'AVAILABLE' OR (s.status = 'HELD' AND s.held_until <= :now))
+       ) AS available_seats
+  FROM schedules sc
+ WHERE sc.concert_id = :concert_id
+ ORDER BY sc.starts_at, sc.id
+""")
+SELECT_SCHEDULE = text("SELECT id, price FROM schedules WHERE id = :id")
+SELECT_SEATS = text("""
+SELECT seat_no,
+       CASE WHEN status = 'HELD' AND held_until <= :now THEN 'AVAILABLE' ELSE status END AS status
+  FROM seats WHERE schedule_id = :schedule_id ORDER BY seat_no
+""")
+
+
+async def add_concert(
+    conn: AsyncConnection, concert_id: UUID, title: str, venue: str,
+    schedules: Sequence[dict[str, Any]],
+) -> None:
+    await conn.execute(INSERT_CONCERT, {"id": concert_id, "title": title, "venue": venue})
+    for schedule in schedules:
+        await conn.execute(INSERT_SCHEDULE, {**schedule, "concert_id": concert_id})
+        await conn.execute(
+            INSERT_SEATS, {"schedule_id": schedule["id"], "seat_count": schedule["seat_count"]}
+        )
+
+
+async def concerts(conn: AsyncConnection) -> list[dict[str, Any]]:
+    rows = await conn.execute(SELECT_CONCERTS)
+    return [dict(row._mapping) for row in rows]
+
+
+async def concert_exists(conn: AsyncConnection, concert_id: UUID) -> bool:
+    return (await conn.execute(CONCERT_EXISTS, {"id": concert_id})).first() is not None
+
+
+async def schedules_of(
+    conn: AsyncConnection, concert_id: UUID, now: datetime
+) -> list[dict[str, Any]]:
+    rows = await conn.execute(SELECT_SCHEDULES, {"concert_id": concert_id, "now": now})
+    return [dict(row._mapping) for row in rows]
+
+
+async def schedule_price(conn: AsyncConnection, schedule_id: UUID) -> int | None:
+    row = (await conn.execute(SELECT_SCHEDULE, {"id": schedule_id})).first()
+    return None if row is None else int(row.price)
+
+
+async def seats_of(conn: AsyncConnection, schedule_id: UUID, now: datetime) -> list[dict[str, Any]]:
+    rows = await conn.execute(SELECT_SEATS, {"schedule_id": schedule_id, "now": now})
+    return [dict(row._mapping) for row in rows]

@@ -1,0 +1,52 @@
+"""Writes domain events as outbox rows inside the caller's transaction."""
+
+import dataclasses
+import json
+from typing import Any
+from uuid import UUID, uuid4
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.booking.domain.events import DomainEvent, PaymentCompleted, QueueTokenExpired
+from services.common import topics
+
+INSERT_EVENT = text("""
+INSERT INTO outbox (event_id, event_type, event_version, topic, aggregate_type, aggregate_id,
+                    trace_id, payload)
+VALUES (:event_id, :event_type, 1, :topic, :aggregate_type, :aggregate_id, :trace_id,
+        CAST(:payload AS jsonb))
+""")
+
+# One place decides where each event goes and which aggregate orders it.
+ROUTES: dict[type, tuple[str, str, str]] = {
+    PaymentCompleted: (topics.PAYMENTS, "payment", "payment_id"),
+    QueueTokenExpired: (topics.QUEUE_TOKENS, "queue_token", "token"),
+}
+
+
+def _json_default(value: Any) -> str:
+    if isinstance(value, UUID):
+        return str(value)
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def outbox_row(event: DomainEvent, trace_id: str | None) -> dict[str, Any]:
+    topic, aggregate_type, aggregate_field = ROUTES[type(event)]
+    payload = dataclasses.asdict(event)
+    return {
+        "event_id": uuid4(),
+        "event_type": type(event).__name__,
+        "topic": topic,
+        "aggregate_type": aggregate_type,
+        "aggregate_id": str(payload[aggregate_field]),
+        "trace_id": trace_id,
+        "payload": json.dumps(payload, default=_json_default),
+    }
+
+
+async def add_events(
+    conn: AsyncConnection, events: list[DomainEvent], trace_id: str | None
+) -> None:
+    if events:
+        await conn.execute(INSERT_EVENT, [outbox_row(event, trace_id) for event in events])

@@ -1,0 +1,98 @@
+"""Seat holds in PostgreSQL: the conditional seat update is the guarantee against oversell."""
+
+from datetime import datetime
+from uuid import UUID
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.booking.domain.seat_hold import Reservation
+
+# The user's row lock serialises one user's concurrent holds, so the hold limit
+# cannot be overrun by parallel requests; other users are not slowed down.
+COUNT_LIVE_HOLDS = text("""
+WITH me AS (SELECT id FROM users WHERE id = :user_id FOR UPDATE)
+SELECT count(*) FROM reservations r JOIN me ON r.user_id = me.id
+ WHERE r.schedule_id = :schedule_id AND r.status = 'HELD' AND r.expires_at > :now
+""")
+# Takes the seat only if nobody holds it now; an expired hold counts as free.
+TAKE_SEAT = text("""
+WITH seat AS (
+    UPDATE seats SET status = 'HELD', reservation_id = :id, held_until = :expires_at
+     WHERE schedule_id = :schedule_id AND seat_no = :seat_no
+       AND (status = 'AVAILABLE' OR (status = 'HELD' AND held_until <= :now))
+    RETURNING schedule_id, seat_no
+)
+INSERT INTO reservations (id, user_id, schedule_id, seat_no, price, status, expires_at, created_at)
+SELECT :id, :user_id, seat.schedule_id, seat.seat_no, sc.price, 'HELD', :expires_at, :now
+  FROM seat JOIN schedules sc ON sc.id = seat.schedule_id
+RETURNING price
+""")
+SEAT_EXISTS = text("SELECT 1 FROM seats WHERE schedule_id = :schedule_id AND seat_no = :seat_no")
+SELECT_OWN = text("""
+SELECT id, user_id, schedule_id, seat_no, price, status, expires_at
+  FROM reservations WHERE id = :id AND user_id = :user_id
+""")
+LOCK_OWN = text("""
+SELECT id, user_id, schedule_id, seat_no, price, status, expires_at
+  FROM reservations WHERE id = :id AND user_id = :user_id FOR UPDATE
+""")
+RELEASE = text("""
+WITH cancelled AS (UPDATE reservations SET status = :status WHERE id = :id)
+UPDATE seats SET status = 'AVAILABLE', reservation_id = NULL, held_until = NULL
+ WHERE schedule_id = :schedule_id AND seat_no = :seat_no
+   AND reservation_id = :id AND status = 'HELD'
+""")
+# Housekeeping only: every reader already treats an expired hold as released.
+SWEEP_EXPIRED = text("""
+WITH expired AS (
+    UPDATE reservations SET status = 'EXPIRED'
+     WHERE id IN (SELECT id FROM reservations WHERE status = 'HELD' AND expires_at <= :now
+                   ORDER BY expires_at LIMIT :limit FOR UPDATE SKIP LOCKED)
+    RETURNING id, schedule_id, seat_no
+)
+UPDATE seats s SET status = 'AVAILABLE', reservation_id = NULL, held_until = NULL
+  FROM expired e
+ WHERE s.schedule_id = e.schedule_id AND s.seat_no = e.seat_no
+   AND s.reservation_id = e.id AND s.status = 'HELD'
+""")
+
+
+async def live_holds(conn: AsyncConnection, user_id: str, schedule_id: UUID, now: datetime) -> int:
+    params = {"user_id": user_id, "schedule_id": schedule_id, "now": now}
+    return int((await conn.execute(COUNT_LIVE_HOLDS, params)).scalar_one())
+
+
+async def take_seat(conn: AsyncConnection, reservation: Reservation, now: datetime) -> int | None:
+    """Hold the seat for `reservation`; the price, or None when the seat is not free."""
+    row = (await conn.execute(TAKE_SEAT, {
+        "id": reservation.id, "user_id": reservation.user_id,
+        "schedule_id": reservation.schedule_id, "seat_no": reservation.seat_no,
+        "expires_at": reservation.expires_at, "now": now,
+    })).first()
+    return None if row is None else int(row.price)
+
+
+async def seat_exists(conn: AsyncConnection, schedule_id: UUID, seat_no: int) -> bool:
+    params = {"schedule_id": schedule_id, "seat_no": seat_no}
+    return (await conn.execute(SEAT_EXISTS, params)).first() is not None
+
+
+async def own(
+    conn: AsyncConnection, reservation_id: UUID, user_id: str, *, lock: bool = False
+) -> Reservation | None:
+    query = LOCK_OWN if lock else SELECT_OWN
+    row = (await conn.execute(query, {"id": reservation_id, "user_id": user_id})).first()
+    return None if row is None else Reservation(**row._mapping)
+
+
+async def release(conn: AsyncConnection, reservation: Reservation, status: str) -> None:
+    await conn.execute(RELEASE, {
+        "id": reservation.id, "status": status,
+        "schedule_id": reservation.schedule_id, "seat_no": reservation.seat_no,
+    })
+
+
+async def sweep_expired(conn: AsyncConnection, now: datetime, limit: int = 1000) -> int:
+    result = await conn.execute(SWEEP_EXPIRED, {"now": now, "limit": limit})
+    return int(result.rowcount)  # type: ignore[attr-defined]

@@ -1,0 +1,52 @@
+"""Settings of the booking service, named exactly as API.md §4 names them."""
+
+from typing import Annotated
+
+from pydantic import AnyUrl, Field, UrlConstraints, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PostgresUrl = Annotated[
+    AnyUrl, UrlConstraints(allowed_schemes=["postgresql+asyncpg"], host_required=False)
+]
+RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["redis", "rediss", "unix"])]
+
+Positive = Annotated[int, Field(ge=1)]
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    database_url: PostgresUrl
+    redis_url: RedisUrl
+    kafka_bootstrap_servers: Annotated[str, Field(min_length=3)]
+    auth_jwt_secret: Annotated[str, Field(min_length=16)]
+
+    booking_host: str = "127.0.0.1"
+    booking_port: Annotated[int, Field(ge=1, le=65535)] = 8000
+
+    queue_admit_per_second: Positive = 50
+    queue_max_active: Positive = 500
+    queue_active_ttl_seconds: Positive = 600
+    # Separates independent waiting rooms sharing one Redis (e.g. per deployment or test).
+    queue_namespace: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,32}$")] = "main"
+    # A WAITING token that is not polled for this long loses its place in line.
+    queue_wait_grace_seconds: Positive = 60
+    hold_ttl_seconds: Positive = 300
+    max_holds_per_user: Positive = 4
+    venue_max_attempts: Positive = 5
+
+    # Redis locks only reduce contention; the database alone guarantees no oversell.
+    redis_locks_enabled: bool = True
+    db_pool_size: Positive = 20
+    db_pool_overflow: Annotated[int, Field(ge=0)] = 10
+
+    @field_validator("auth_jwt_secret")
+    @classmethod
+    def refuse_placeholder_secret(cls, value: str) -> str:
+        if value.lower() in {"changeme", "change-me-please", "secret" * 3}:
+            raise ValueError("is a placeholder; set a real secret")
+        return value
+
+    @property
+    def database_dsn(self) -> str:
+        return str(self.database_url)

@@ -1,0 +1,20 @@
+"""Point balances: a wallet never goes negative nor above its limit."""
+
+from services.booking.domain.errors import BalanceLimitExceeded, InsufficientPoints
+
+BALANCE_LIMIT = 100_000_000
+
+
+def balance_after_charge(balance: int, amount: int) -> int:
+    after = balance + amount
+    if after > BALANCE_LIMIT:
+        raise BalanceLimitExceeded(
+            f"charging {amount} would bring the balance to {after}, above {BALANCE_LIMIT}"
+        )
+    return after
+
+
+def balance_after_payment(balance: int, amount: int) -> int:
+    if balance < amount:
+        raise InsufficientPoints(f"the price is {amount} points; the balance is {balance}")
+    return balance - amount

@@ -1,0 +1,98 @@
+"""Request dependencies: services, the caller, the queue guard, the idempotency key."""
+
+import re
+from dataclasses import dataclass
+from typing import Annotated
+
+import jwt
+from fastapi import Depends, Header, Request
+
+from services.booking.domain.errors import QueueTokenInvalid, QueueTokenNotActive
+from services.booking.entrypoints.api.problems import ApiError, unauthenticated
+from services.booking.entrypoints.api.services import Services
+
+SUBJECT = re.compile(r"[A-Za-z0-9_-]{1,64}")
+IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,128}")
+
+
+@dataclass(frozen=True)
+class Caller:
+    user_id: str
+    is_admin: bool
+
+
+def get_services(request: Request) -> Services:
+    services: Services = request.state.services
+    return services
+
+
+ServicesDep = Annotated[Services, Depends(get_services)]
+
+
+def _claims(authorization: str | None, secret: str) -> dict[str, object]:
+    scheme, _, token = (authorization or "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        raise unauthenticated("a Bearer token is required")
+    try:
+        claims: dict[str, object] = jwt.decode(
+            token, secret, algorithms=["HS256"], options={"require": ["exp", "sub"]}
+        )
+    except jwt.ExpiredSignatureError:
+        raise unauthenticated("the token has expired") from None
+    except jwt.PyJWTError:
+        raise unauthenticated("the token is invalid") from None
+    return claims
+
+
+def _optional_text(value: object, limit: int) -> str | None:
+    return value[:limit] if isinstance(value, str) and value else None
+
+
+async def get_caller(
+    services: ServicesDep, authorization: Annotated[str | None, Header()] = None
+) -> Caller:
+    claims = _claims(authorization, services.settings.auth_jwt_secret)
+    subject = claims["sub"]
+    if not isinstance(subject, str) or not SUBJECT.fullmatch(subject):
+        raise unauthenticated("the token subject must be 1-64 characters of [A-Za-z0-9_-]")
+    await services.users.ensure(
+        subject, _optional_text(claims.get("name"), 200),
+        _optional_text(claims.get("phone_number"), 32),
+    )
+    return Caller(user_id=subject, is_admin=claims.get("role") == "admin")
+
+
+CallerDep = Annotated[Caller, Depends(get_caller)]
+
+
+def get_admin(caller: CallerDep) -> Caller:
+    if not caller.is_admin:
+        raise ApiError(403, "FORBIDDEN", "this route needs the admin role")
+    return caller
+
+
+AdminDep = Annotated[Caller, Depends(get_admin)]
+QueueTokenHeader = Annotated[str | None, Header(alias="X-Queue-Token")]
+IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
+
+
+async def require_active_token(services: Services, caller: Caller, token: str | None) -> str:
+    """The caller's ACTIVE queue token, or the error the queue guard answers."""
+    if not token or len(token) > 200:
+        raise QueueTokenInvalid("an X-Queue-Token header is required")
+    state = await services.waiting_room.state(token, touch=False)
+    if state is None or state.user_id != caller.user_id:
+        raise QueueTokenInvalid()
+    if state.ticket.status != "ACTIVE":
+        raise QueueTokenNotActive(f"position {state.ticket.position} in line")
+    return token
+
+
+def checked_idempotency_key(key: str | None, *, required: bool) -> str | None:
+    if key is None:
+        if required:
+            raise ApiError(400, "IDEMPOTENCY_KEY_REQUIRED", "an Idempotency-Key header is required")
+        return None
+    if not IDEMPOTENCY_KEY.fullmatch(key):
+        raise ApiError(422, "VALIDATION_FAILED", "Idempotency-Key must be 1-128 printable characters")
+    return key

@@ -1,0 +1,87 @@
+"""Idempotent requests: the first completed answer under a key is the answer forever."""
+
+import hashlib
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from fastapi.encoders import jsonable_encoder
+from fastapi.responses import JSONResponse
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.booking.adapters import idempotency_store as store
+from services.booking.adapters.idempotency_store import IdempotencyKey, StoredResponse
+from services.booking.domain.errors import (
+    BookingError,
+    IdempotencyKeyInProgress,
+    IdempotencyKeyReused,
+)
+from services.booking.entrypoints.api.problems import booking_problem
+
+Operation = Callable[[AsyncConnection], Awaitable[Any]]
+LOCK_NOT_AVAILABLE = "55P03"
+
+
+def request_hash(body: Any) -> str:
+    canonical = json.dumps(jsonable_encoder(body), sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def respond(status: int, body: Any) -> JSONResponse:
+    media = "application/problem+json" if status >= 400 else "application/json"
+    return JSONResponse(body, status_code=status, media_type=media)
+
+
+def replay(key: IdempotencyKey, stored: StoredResponse) -> JSONResponse:
+    if stored.request_hash != key.request_hash:
+        raise IdempotencyKeyReused("this Idempotency-Key was used with a different request body")
+    return respond(stored.status_code, stored.body)
+
+
+async def stored_response(engine: AsyncEngine, key: IdempotencyKey) -> JSONResponse | None:
+    async with engine.connect() as conn:
+        found = await store.load(conn, key)
+    return None if found is None else replay(key, found)
+
+
+def _lock_timed_out(error: DBAPIError) -> bool:
+    return getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
+
+
+async def _claim_or_replay(conn: AsyncConnection, key: IdempotencyKey) -> JSONResponse | None:
+    try:
+        if await store.claim(conn, key):
+            return None
+    except DBAPIError as error:
+        if _lock_timed_out(error):
+            raise IdempotencyKeyInProgress() from None
+        raise
+    found = await store.load(conn, key)
+    if found is None:
+        raise IdempotencyKeyInProgress()
+    return replay(key, found)
+
+
+async def run_once(
+    engine: AsyncEngine, key: IdempotencyKey, operation: Operation, success_status: int
+) -> JSONResponse:
+    """Run `operation` in one transaction with the key's claim, storing what it answered."""
+    try:
+        async with engine.begin() as conn:
+            replayed = await _claim_or_replay(conn, key)
+            if replayed is not None:
+                return replayed
+            body = jsonable_encoder(await operation(conn))
+            await store.complete(conn, key, success_status, body)
+        return respond(success_status, body)
+    except BookingError as error:
+        if isinstance(error, IdempotencyKeyReused | IdempotencyKeyInProgress):
+            raise
+        # The operation's writes are rolled back; only its refusal is kept.
+        status, problem = booking_problem(error)
+        async with engine.begin() as conn:
+            if not await store.store(conn, key, status, problem):
+                found = await store.load(conn, key)
+                return replay(key, found) if found else respond(status, problem)
+        return respond(status, problem)

@@ -1,0 +1,159 @@
+"""Request and response bodies of API.md §2."""
+
+from datetime import datetime
+from typing import Annotated, Literal
+from uuid import UUID
+
+from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="ignore", strict=False)
+
+
+Text200 = Annotated[str, Field(min_length=1, max_length=200)]
+
+
+class ScheduleIn(Body):
+    starts_at: AwareDatetime
+    seat_count: Annotated[int, Field(ge=1, le=10_000, strict=True)]
+    price: Annotated[int, Field(ge=1, le=10_000_000, strict=True)]
+
+
+class ConcertIn(Body):
+    title: Text200
+    venue: Text200
+    schedules: Annotated[list[ScheduleIn], Field(min_length=1, max_length=100)]
+
+
+class ScheduleOut(BaseModel):
+    id: UUID
+    starts_at: datetime
+    seat_count: int
+    price: int
+
+
+class ConcertOut(BaseModel):
+    id: UUID
+    title: str
+    venue: str
+    schedules: list[ScheduleOut]
+
+
+class ConcertSummary(BaseModel):
+    id: UUID
+    title: str
+    venue: str
+
+
+class ConcertList(BaseModel):
+    items: list[ConcertSummary]
+
+
+class ScheduleAvailability(ScheduleOut):
+    available_seats: int
+
+
+class ScheduleList(BaseModel):
+    items: list[ScheduleAvailability]
+
+
+class SeatOut(BaseModel):
+    seat_no: int
+    price: int
+    status: Literal["AVAILABLE", "HELD", "SOLD"]
+
+
+class SeatList(BaseModel):
+    items: list[SeatOut]
+
+
+class QueueTokenOut(BaseModel):
+    token: str
+    status: Literal["WAITING", "ACTIVE"]
+    position: int
+    eta_seconds: int
+    expires_at: datetime | None
+
+
+class Balance(BaseModel):
+    user_id: str
+    balance: int
+
+
+class ChargeIn(Body):
+    amount: Annotated[int, Field(ge=1, le=10_000_000, strict=True)]
+
+
+class HistoryItem(BaseModel):
+    type: Literal["CHARGE", "USE", "REFUND"]
+    amount: int
+    balance_after: int
+    created_at: datetime
+
+
+class HistoryPage(BaseModel):
+    items: list[HistoryItem]
+    next_cursor: str | None
+
+
+class HoldIn(Body):
+    schedule_id: UUID
+    seat_no: Annotated[int, Field(ge=1, le=10_000, strict=True)]
+
+
+class ReservationOut(BaseModel):
+    id: UUID
+    schedule_id: UUID
+    seat_no: int
+    price: int
+    status: Literal["HELD", "PAID", "EXPIRED", "CANCELLED"]
+    expires_at: datetime
+
+
+class PayIn(Body):
+    reservation_id: UUID
+
+
+class TicketOut(BaseModel):
+    id: UUID
+    payment_id: UUID
+    schedule_id: UUID
+    seat_no: int
+    status: Literal["PENDING", "CONFIRMED", "VOID"]
+
+
+class PaymentTicket(BaseModel):
+    id: UUID
+    status: Literal["PENDING", "CONFIRMED", "VOID"]
+    schedule_id: UUID
+    seat_no: int
+
+
+class PaymentCreated(BaseModel):
+    id: UUID
+    reservation_id: UUID
+    amount: int
+    status: Literal["PAID"]
+    ticket: PaymentTicket
+
+
+class PaymentOut(BaseModel):
+    id: UUID
+    reservation_id: UUID
+    amount: int
+    status: Literal["PAID", "REFUNDED"]
+    created_at: datetime
+    refunded_at: datetime | None
+
+
+class TicketList(BaseModel):
+    items: list[TicketOut]
+
+
+class Problem(BaseModel):
+    type: str
+    title: str
+    status: int
+    detail: str
+    code: str

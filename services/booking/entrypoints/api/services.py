@@ -1,0 +1,41 @@
+"""What the API holds open for its lifetime, built and closed by the lifespan."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.booking.adapters.database import create_engine
+from services.booking.adapters.users import UserRegistry
+from services.booking.adapters.waiting_room import SeatLocks, WaitingRoom
+from services.booking.config import Settings
+
+
+@dataclass(frozen=True)
+class Services:
+    settings: Settings
+    engine: AsyncEngine
+    redis: Redis
+    users: UserRegistry
+    waiting_room: WaitingRoom
+    seat_locks: SeatLocks | None
+
+
+@asynccontextmanager
+async def open_services(settings: Settings) -> AsyncIterator[Services]:
+    engine = create_engine(settings)
+    redis = Redis.from_url(
+        str(settings.redis_url), decode_responses=True, socket_timeout=2,
+        socket_connect_timeout=2, max_connections=200,
+    )
+    try:
+        yield Services(
+            settings=settings, engine=engine, redis=redis, users=UserRegistry(engine),
+            waiting_room=WaitingRoom(redis, settings.queue_admit_per_second, settings.queue_namespace),
+            seat_locks=SeatLocks(redis) if settings.redis_locks_enabled else None,
+        )
+    finally:
+        await redis.aclose()
+        await engine.dispose()

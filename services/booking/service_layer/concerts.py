@@ -1,0 +1,36 @@
+"""Admin catalogue changes and public browsing."""
+
+from datetime import datetime
+from typing import Any
+from uuid import UUID, uuid4
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.booking.adapters import catalogue
+from services.booking.domain.errors import NotFound
+
+
+async def create_concert(
+    conn: AsyncConnection, title: str, venue: str, schedules: list[dict[str, Any]]
+) -> dict[str, Any]:
+    concert_id = uuid4()
+    planned = [{**schedule, "id": uuid4()} for schedule in schedules]
+    await catalogue.add_concert(conn, concert_id, title, venue, planned)
+    return {"id": concert_id, "title": title, "venue": venue, "schedules": planned}
+
+
+async def list_schedules(
+    conn: AsyncConnection, concert_id: UUID, now: datetime
+) -> list[dict[str, Any]]:
+    found = await catalogue.schedules_of(conn, concert_id, now)
+    if not found and not await catalogue.concert_exists(conn, concert_id):
+        raise NotFound(f"no concert {concert_id}")
+    return found
+
+
+async def list_seats(conn: AsyncConnection, schedule_id: UUID, now: datetime) -> list[dict[str, Any]]:
+    price = await catalogue.schedule_price(conn, schedule_id)
+    if price is None:
+        raise NotFound(f"no schedule {schedule_id}")
+    seats = await catalogue.seats_of(conn, schedule_id, now)
+    return [{**seat, "price": price} for seat in seats]

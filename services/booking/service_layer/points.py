@@ -1,0 +1,26 @@
+"""Point balances: charging and reading the history."""
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.booking.adapters import wallets
+from services.booking.domain.wallet import balance_after_charge
+
+NO_CURSOR = 2**63 - 1
+
+
+async def charge(conn: AsyncConnection, user_id: str, amount: int, now: datetime) -> int:
+    after = balance_after_charge(await wallets.lock_balance(conn, user_id), amount)
+    await wallets.record_movement(conn, user_id, "CHARGE", amount, after, now)
+    return after
+
+
+async def history_page(
+    conn: AsyncConnection, user_id: str, cursor: int | None, limit: int
+) -> tuple[list[dict[str, Any]], int | None]:
+    """One page, newest first, and the cursor of the next page (None after the last)."""
+    rows = await wallets.history(conn, user_id, cursor or NO_CURSOR, limit + 1)
+    page, more = rows[:limit], len(rows) > limit
+    return page, (page[-1]["id"] if more else None)

@@ -1,0 +1,145 @@
+"""Helpers for tests that talk to a real booking API over real sockets."""
+
+import asyncio
+import contextlib
+import secrets
+import socket
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+import uvicorn
+from redis.asyncio import Redis
+
+from services.booking.adapters.database import create_engine
+from services.booking.config import Settings
+from services.booking.entrypoints.api.app import create_app
+from workers.queue.admission import run as run_queue_worker
+
+JWT_SECRET = "test-secret-" + "x" * 20
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def make_settings(database_url: str, redis_url: str, kafka: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": database_url, "redis_url": redis_url, "kafka_bootstrap_servers": kafka,
+        "auth_jwt_secret": JWT_SECRET, "queue_namespace": "t" + secrets.token_hex(6),
+        "queue_admit_per_second": 100_000, "queue_max_active": 100_000,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def token(user_id: str, *, expires_in: int = 3600, secret: str = JWT_SECRET, **claims: Any) -> str:
+    payload = {"sub": user_id, "exp": int(time.time()) + expires_in, **claims}
+    return jwt.encode(payload, secret, algorithm="HS256")
+
+
+def auth(user_id: str, **claims: Any) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(user_id, **claims)}"}
+
+
+def new_user(prefix: str = "u") -> str:
+    return f"{prefix}-{uuid.uuid4().hex[:12]}"
+
+
+@contextlib.asynccontextmanager
+async def serve_api(settings: Settings) -> AsyncIterator[str]:
+    """Run the real app under uvicorn in this event loop; yield its base URL."""
+    port = free_port()
+    config = uvicorn.Config(
+        create_app(settings), host="127.0.0.1", port=port, log_level="warning",
+        lifespan="on", access_log=False, backlog=4096,
+    )
+    server = uvicorn.Server(config)
+    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        await task
+
+
+@contextlib.asynccontextmanager
+async def queue_worker(settings: Settings) -> AsyncIterator[None]:
+    """The real admission/expiry worker, running beside the API in this event loop."""
+    engine = create_engine(settings)
+    redis = Redis.from_url(str(settings.redis_url), decode_responses=True)
+    task = asyncio.create_task(run_queue_worker(settings, engine, redis))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await redis.aclose()
+        await engine.dispose()
+
+
+@dataclass
+class Booking:
+    """A client session of the real API, with shortcuts for the booking steps."""
+
+    http: httpx.AsyncClient
+
+    async def create_concert(self, seat_count: int = 50, price: int = 10_000,
+                             schedules: int = 1) -> dict[str, Any]:
+        body = {"title": "Rush " + secrets.token_hex(3), "venue": "Olympic Hall", "schedules": [
+            {"starts_at": f"2027-0{1 + i}-01T19:00:00+09:00", "seat_count": seat_count,
+             "price": price} for i in range(schedules)]}
+        response = await self.http.post("/admin/concerts", json=body,
+                                        headers=auth("admin-1", role="admin"))
+        assert response.status_code == 201, response.text
+        return dict(response.json())
+
+    async def active_token(self, user_id: str, timeout: float = 10.0) -> str:
+        """Take a place in line and wait for admission (the queue worker must be running)."""
+        response = await self.http.post("/queue/tokens", headers=auth(user_id))
+        assert response.status_code in (200, 201), response.text
+        body = response.json()
+        deadline = time.monotonic() + timeout
+        while body["status"] != "ACTIVE":
+            assert time.monotonic() < deadline, f"{user_id} never admitted: {body}"
+            await asyncio.sleep(0.05)
+            response = await self.http.get(
+                "/queue/tokens/me", headers={**auth(user_id), "X-Queue-Token": body["token"]}
+            )
+            assert response.status_code == 200, response.text
+            body = response.json()
+        return str(body["token"])
+
+    async def charge(self, user_id: str, amount: int) -> None:
+        response = await self.http.post("/points/charge", json={"amount": amount},
+                                        headers=auth(user_id))
+        assert response.status_code == 200, response.text
+
+    def guarded(self, user_id: str, queue_token: str, **extra: str) -> dict[str, str]:
+        return {**auth(user_id), "X-Queue-Token": queue_token, **extra}
+
+    async def hold(self, user_id: str, queue_token: str, schedule_id: str,
+                   seat_no: int) -> httpx.Response:
+        return await self.http.post(
+            "/reservations", json={"schedule_id": schedule_id, "seat_no": seat_no},
+            headers=self.guarded(user_id, queue_token),
+        )
+
+    async def pay(self, user_id: str, queue_token: str, reservation_id: str,
+                  key: str | None = None) -> httpx.Response:
+        return await self.http.post(
+            "/payments", json={"reservation_id": reservation_id},
+            headers=self.guarded(user_id, queue_token, **{"Idempotency-Key": key or uuid.uuid4().hex}),
+        )

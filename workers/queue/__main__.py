@@ -1,0 +1,33 @@
+"""`booking-worker queue`: waiting-room admission, token and hold expiry."""
+
+import asyncio
+import contextlib
+import logging
+
+from redis.asyncio import Redis
+
+from services.booking.adapters.database import create_engine
+from services.booking.config import Settings
+from services.common.settings import load_settings_or_exit
+from workers.queue.admission import run
+
+
+async def serve(settings: Settings) -> None:
+    engine = create_engine(settings)
+    redis = Redis.from_url(str(settings.redis_url), decode_responses=True, socket_timeout=2)
+    try:
+        await run(settings, engine, redis)
+    finally:
+        await redis.aclose()
+        await engine.dispose()
+
+
+def main() -> None:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings_or_exit(Settings)
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(serve(settings))
+
+
+if __name__ == "__main__":
+    main()
