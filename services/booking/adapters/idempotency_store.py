@@ -1,8 +1,6 @@
 """Stored responses of idempotent requests, keyed by user, route and key."""
 
-import json
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -16,17 +14,17 @@ ON CONFLICT DO NOTHING
 RETURNING 1
 """)
 COMPLETE = text("""
-UPDATE idempotency_keys SET status_code = :status_code, response = CAST(:response AS jsonb)
+UPDATE idempotency_keys SET status_code = :status_code, response = CAST(:response AS json)
  WHERE user_id = :user_id AND scope = :scope AND key = :key
 """)
 STORE = text("""
 INSERT INTO idempotency_keys (user_id, scope, key, request_hash, status_code, response)
-VALUES (:user_id, :scope, :key, :request_hash, :status_code, CAST(:response AS jsonb))
+VALUES (:user_id, :scope, :key, :request_hash, :status_code, CAST(:response AS json))
 ON CONFLICT DO NOTHING
 RETURNING 1
 """)
 LOAD = text("""
-SELECT request_hash, status_code, response FROM idempotency_keys
+SELECT request_hash, status_code, response::text AS response FROM idempotency_keys
  WHERE user_id = :user_id AND scope = :scope AND key = :key AND status_code > 0
 """)
 PURGE = text("DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => :hours)")
@@ -48,21 +46,20 @@ class IdempotencyKey:
 class StoredResponse:
     request_hash: str
     status_code: int
-    body: Any
+    body: str  # the JSON text exactly as first answered
 
 
 async def claim(conn: AsyncConnection, key: IdempotencyKey) -> bool:
     return (await conn.execute(CLAIM, key.params())).first() is not None
 
 
-async def complete(conn: AsyncConnection, key: IdempotencyKey, status_code: int, body: Any) -> None:
-    await conn.execute(COMPLETE, {**key.params(), "status_code": status_code,
-                                  "response": json.dumps(body)})
+async def complete(conn: AsyncConnection, key: IdempotencyKey, status_code: int, body: str) -> None:
+    await conn.execute(COMPLETE, {**key.params(), "status_code": status_code, "response": body})
 
 
-async def store(conn: AsyncConnection, key: IdempotencyKey, status_code: int, body: Any) -> bool:
+async def store(conn: AsyncConnection, key: IdempotencyKey, status_code: int, body: str) -> bool:
     """Record a response made outside a claim; False if another request got there first."""
-    params = {**key.params(), "status_code": status_code, "response": json.dumps(body)}
+    params = {**key.params(), "status_code": status_code, "response": body}
     return (await conn.execute(STORE, params)).first() is not None
 
 

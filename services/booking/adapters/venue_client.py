@@ -20,9 +20,7 @@ class VenueRegistration:
 
 
 class VenueRegistrar(Protocol):
-    async def register(
-        self, registration: VenueRegistration, *, trace_id: str | None = None
-    ) -> Outcome:
+    async def register(self, registration: VenueRegistration, *, trace_id: str | None = None) -> Outcome:
         """Register one ticket; raises TransientFailure or BreakerOpen when it could not."""
         ...
 
@@ -34,9 +32,7 @@ class VenueClient:
         self._caller = caller
         self._url = base_url.rstrip("/") + "/v1/registrations"
 
-    async def register(
-        self, registration: VenueRegistration, *, trace_id: str | None = None
-    ) -> Outcome:
+    async def register(self, registration: VenueRegistration, *, trace_id: str | None = None) -> Outcome:
         payload = {
             "registration_id": registration.registration_id,
             "ticket_id": registration.ticket_id,

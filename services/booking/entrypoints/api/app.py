@@ -5,12 +5,11 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 from fastapi import FastAPI
-from prometheus_client import REGISTRY
 
 from services.booking.config import Settings
 from services.booking.entrypoints.api import problems
 from services.booking.entrypoints.api.health import router as health_router
-from services.booking.entrypoints.api.metrics import PoolCollector
+from services.booking.entrypoints.api.metrics import POOLS
 from services.booking.entrypoints.api.middleware import ApiMiddleware
 from services.booking.entrypoints.api.routes import catalogue, payments, points, queue, reservations
 from services.booking.entrypoints.api.services import open_services
@@ -20,12 +19,11 @@ def create_app(settings: Settings) -> FastAPI:
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
         async with open_services(settings) as services:
-            collector = PoolCollector(services.engine)
-            REGISTRY.register(collector)
+            POOLS.track(services.engine)
             try:
                 yield {"services": services}
             finally:
-                REGISTRY.unregister(collector)
+                POOLS.forget(services.engine)
 
     app = FastAPI(
         title="Concert booking API", version="1.0.0", lifespan=lifespan,

@@ -6,7 +6,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi.encoders import jsonable_encoder
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -28,18 +28,22 @@ def request_hash(body: Any) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def respond(status: int, body: Any) -> JSONResponse:
+def render(body: Any) -> str:
+    return json.dumps(jsonable_encoder(body), separators=(",", ":"), ensure_ascii=False)
+
+
+def respond(status: int, body: str) -> Response:
     media = "application/problem+json" if status >= 400 else "application/json"
-    return JSONResponse(body, status_code=status, media_type=media)
+    return Response(body, status_code=status, media_type=media)
 
 
-def replay(key: IdempotencyKey, stored: StoredResponse) -> JSONResponse:
+def replay(key: IdempotencyKey, stored: StoredResponse) -> Response:
     if stored.request_hash != key.request_hash:
         raise IdempotencyKeyReused("this Idempotency-Key was used with a different request body")
     return respond(stored.status_code, stored.body)
 
 
-async def stored_response(engine: AsyncEngine, key: IdempotencyKey) -> JSONResponse | None:
+async def stored_response(engine: AsyncEngine, key: IdempotencyKey) -> Response | None:
     async with engine.connect() as conn:
         found = await store.load(conn, key)
     return None if found is None else replay(key, found)
@@ -49,7 +53,7 @@ def _lock_timed_out(error: DBAPIError) -> bool:
     return getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
 
 
-async def _claim_or_replay(conn: AsyncConnection, key: IdempotencyKey) -> JSONResponse | None:
+async def _claim_or_replay(conn: AsyncConnection, key: IdempotencyKey) -> Response | None:
     try:
         if await store.claim(conn, key):
             return None
@@ -65,21 +69,22 @@ async def _claim_or_replay(conn: AsyncConnection, key: IdempotencyKey) -> JSONRe
 
 async def run_once(
     engine: AsyncEngine, key: IdempotencyKey, operation: Operation, success_status: int
-) -> JSONResponse:
+) -> Response:
     """Run `operation` in one transaction with the key's claim, storing what it answered."""
     try:
         async with engine.begin() as conn:
             replayed = await _claim_or_replay(conn, key)
             if replayed is not None:
                 return replayed
-            body = jsonable_encoder(await operation(conn))
+            body = render(await operation(conn))
             await store.complete(conn, key, success_status, body)
         return respond(success_status, body)
     except BookingError as error:
         if isinstance(error, IdempotencyKeyReused | IdempotencyKeyInProgress):
             raise
         # The operation's writes are rolled back; only its refusal is kept.
-        status, problem = booking_problem(error)
+        status, refusal = booking_problem(error)
+        problem = render(refusal)
         async with engine.begin() as conn:
             if not await store.store(conn, key, status, problem):
                 found = await store.load(conn, key)

@@ -2,7 +2,7 @@
 
 from collections.abc import Iterator
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import REGISTRY, Counter, Histogram
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -19,19 +19,27 @@ ERRORS = Counter("http_errors_total", "HTTP 5xx answers", ["route", "status"])
 
 
 class PoolCollector(Collector):
-    """Reads the connection pool's use at scrape time."""
+    """Reads the use of every live connection pool of this process at scrape time."""
 
-    def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
+    def __init__(self) -> None:
+        self._engines: list[AsyncEngine] = []
+
+    def track(self, engine: AsyncEngine) -> None:
+        self._engines.append(engine)
+
+    def forget(self, engine: AsyncEngine) -> None:
+        self._engines.remove(engine)
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
-        pool = self._engine.pool
-        if not isinstance(pool, QueuePool):
-            return
-        size = GaugeMetricFamily("db_pool_size", "Connections the pool keeps")
-        size.add_metric([], pool.size())
+        pools = [e.pool for e in self._engines if isinstance(e.pool, QueuePool)]
+        size = GaugeMetricFamily("db_pool_size", "Connections the pools keep")
+        size.add_metric([], sum(pool.size() for pool in pools))
         used = GaugeMetricFamily("db_pool_in_use", "Connections checked out")
-        used.add_metric([], pool.checkedout())
+        used.add_metric([], sum(pool.checkedout() for pool in pools))
         overflow = GaugeMetricFamily("db_pool_overflow", "Connections above the pool size")
-        overflow.add_metric([], max(pool.overflow(), 0))
+        overflow.add_metric([], sum(max(pool.overflow(), 0) for pool in pools))
         yield from (size, used, overflow)
+
+
+POOLS = PoolCollector()
+REGISTRY.register(POOLS)

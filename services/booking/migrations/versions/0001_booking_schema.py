@@ -115,7 +115,8 @@ CREATE TABLE idempotency_keys (
     key text NOT NULL,
     request_hash text NOT NULL,
     status_code integer NOT NULL,
-    response jsonb,
+    -- json, not jsonb: a replay must repeat the first answer byte for byte.
+    response json,
     created_at timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (user_id, scope, key)
 );

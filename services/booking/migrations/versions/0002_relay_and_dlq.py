@@ -14,6 +14,11 @@ branch_labels = None
 depends_on = None
 
 SCHEMA = """
+-- A claim only sets lease columns, which no index covers: with free room on the
+-- page PostgreSQL updates the row in place (HOT) instead of touching five indexes,
+-- which halves the cost of a claim.
+ALTER TABLE outbox SET (fillfactor = 60);
+
 -- The relay claims a row only when no older row of its aggregate is unpublished
 -- (dead rows included), which is how per-aggregate order survives several relays;
 -- this index answers that question with one probe per candidate.
@@ -45,5 +50,6 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.execute("DROP TABLE dlq_audit")
+    op.execute("ALTER TABLE outbox RESET (fillfactor)")
     op.execute("DROP INDEX outbox_dead")
     op.execute("DROP INDEX outbox_unpublished_by_aggregate")

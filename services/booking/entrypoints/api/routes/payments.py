@@ -5,7 +5,7 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from fastapi import APIRouter
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -48,7 +48,7 @@ def _created(receipt: payments.PaymentReceipt) -> PaymentCreated:
 async def pay(
     body: PayIn, caller: CallerDep, services: ServicesDep,
     idempotency_key: IdempotencyKeyHeader = None, x_queue_token: QueueTokenHeader = None,
-) -> JSONResponse:
+) -> Response:
     key = IdempotencyKey(
         caller.user_id, "payments", checked_idempotency_key(idempotency_key, required=True) or "",
         idempotency.request_hash(body),

@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from fastapi.responses import JSONResponse
+from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.booking.adapters import wallets
@@ -33,7 +33,7 @@ async def get_balance(caller: CallerDep, services: ServicesDep) -> Balance:
 async def charge(
     body: ChargeIn, caller: CallerDep, services: ServicesDep,
     idempotency_key: IdempotencyKeyHeader = None,
-) -> Balance | JSONResponse:
+) -> Balance | Response:
     async def operation(conn: AsyncConnection) -> Balance:
         balance = await points.charge(conn, caller.user_id, body.amount, datetime.now(UTC))
         return Balance(user_id=caller.user_id, balance=balance)
