@@ -1,0 +1,33 @@
+"""Prometheus metrics of outbound provider calls (Kakao, SMS, venue).
+
+Defined once here because the default registry refuses a second metric of the
+same name; every caller and breaker labels them with its provider.
+"""
+
+from prometheus_client import Counter, Gauge, Histogram
+
+PROVIDER_CIRCUIT_BREAKER_STATE = Gauge(
+    "provider_circuit_breaker_state",
+    "Circuit breaker state per provider: 0 closed, 1 half-open, 2 open.",
+    ["provider"],
+)
+
+PROVIDER_CALLS = Counter(
+    "provider_calls",
+    "Logical provider calls by final outcome (accepted, rejected, transient_failure, breaker_open).",
+    ["provider", "outcome"],
+)
+
+PROVIDER_ATTEMPTS = Counter(
+    "provider_attempts",
+    "HTTP attempts at a provider by result "
+    "(accepted, rejected, server_error, throttled, timeout, connection_error).",
+    ["provider", "result"],
+)
+
+PROVIDER_ATTEMPT_DURATION = Histogram(
+    "provider_attempt_duration_seconds",
+    "Duration of one HTTP attempt at a provider, rate-limit wait excluded.",
+    ["provider"],
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0),
+)
