@@ -1,0 +1,37 @@
+# The front door: `make run` starts the whole system, `make test` proves it.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: install run test lint migrate token bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/booking-stack
+
+test: install
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: install
+	$(BIN)/ruff check services workers tests bench
+	$(BIN)/mypy
+
+migrate: install
+	$(BIN)/python -m services.booking.adapters.migrate
+
+# make token USER=alice [ADMIN=1] [NAME=Alice] [PHONE=01012345678]
+token: install
+	@$(BIN)/booking-token "$(USER)" $(if $(ADMIN),--admin) $(if $(NAME),--name "$(NAME)") $(if $(PHONE),--phone "$(PHONE)")
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
