@@ -14,6 +14,8 @@ import httpx
 import jwt
 import uvicorn
 from redis.asyncio import Redis
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.booking.adapters.database import create_engine
 from services.booking.config import Settings
@@ -52,6 +54,34 @@ def new_user(prefix: str = "u") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
 
 
+PROBLEM_FIELDS = {"type", "title", "status", "detail", "code"}
+
+
+def assert_problem(response: httpx.Response, status: int, code: str | None = None) -> dict[str, Any]:
+    """Check that `response` is an RFC 9457 problem with this status (and code); return its body."""
+    assert response.status_code == status, (response.status_code, response.text)
+    media = response.headers.get("content-type", "")
+    assert media.startswith("application/problem+json"), (media, response.text)
+    body: dict[str, Any] = response.json()
+    assert body.keys() >= PROBLEM_FIELDS, body
+    assert body["status"] == status and isinstance(body["detail"], str), body
+    assert "Traceback" not in response.text
+    if code is not None:
+        assert body["code"] == code, body
+    return body
+
+
+async def sql(settings: Settings, statement: str, **params: Any) -> list[dict[str, Any]]:
+    """Run one SQL statement against the service's database; its rows as dicts."""
+    engine = create_async_engine(settings.database_dsn, pool_size=1, max_overflow=0)
+    try:
+        async with engine.begin() as conn:
+            result = await conn.execute(text(statement), params)
+            return [dict(row._mapping) for row in result] if result.returns_rows else []
+    finally:
+        await engine.dispose()
+
+
 @contextlib.asynccontextmanager
 async def serve_api(settings: Settings) -> AsyncIterator[str]:
     """Run the real app under uvicorn in this event loop; yield its base URL."""
@@ -59,6 +89,8 @@ async def serve_api(settings: Settings) -> AsyncIterator[str]:
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_level="warning",
         lifespan="on", access_log=False, backlog=4096,
+        # Longer than any pause in a test, so a pooled client never reuses a closed socket.
+        timeout_keep_alive=120,
     )
     server = uvicorn.Server(config)
     server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
@@ -106,12 +138,12 @@ class Booking:
         assert response.status_code == 201, response.text
         return dict(response.json())
 
-    async def active_token(self, user_id: str, timeout: float = 10.0) -> str:
+    async def active_token(self, user_id: str, wait_seconds: float = 60.0) -> str:
         """Take a place in line and wait for admission (the queue worker must be running)."""
         response = await self.http.post("/queue/tokens", headers=auth(user_id))
         assert response.status_code in (200, 201), response.text
         body = response.json()
-        deadline = time.monotonic() + timeout
+        deadline = time.monotonic() + wait_seconds
         while body["status"] != "ACTIVE":
             assert time.monotonic() < deadline, f"{user_id} never admitted: {body}"
             await asyncio.sleep(0.05)

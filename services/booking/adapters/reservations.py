@@ -9,11 +9,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from services.booking.domain.seat_hold import Reservation
 
 # The user's row lock serialises one user's concurrent holds, so the hold limit
-# cannot be overrun by parallel requests; other users are not slowed down.
+# cannot be overrun by parallel requests; other users are not slowed down. The count
+# must be a separate statement: under READ COMMITTED a statement keeps the snapshot
+# it started with, so a count in the locking statement misses the holds committed
+# while it waited for the lock.
+LOCK_USER = text("SELECT 1 FROM users WHERE id = :user_id FOR UPDATE")
 COUNT_LIVE_HOLDS = text("""
-WITH me AS (SELECT id FROM users WHERE id = :user_id FOR UPDATE)
-SELECT count(*) FROM reservations r JOIN me ON r.user_id = me.id
- WHERE r.schedule_id = :schedule_id AND r.status = 'HELD' AND r.expires_at > :now
+SELECT count(*) FROM reservations r
+ WHERE r.user_id = :user_id AND r.schedule_id = :schedule_id AND r.status = 'HELD'
+   AND r.expires_at > :now
 """)
 # Takes the seat only if nobody holds it now; an expired hold counts as free.
 TAKE_SEAT = text("""
@@ -59,6 +63,8 @@ UPDATE seats s SET status = 'AVAILABLE', reservation_id = NULL, held_until = NUL
 
 
 async def live_holds(conn: AsyncConnection, user_id: str, schedule_id: UUID, now: datetime) -> int:
+    """Count the user's live holds on a schedule, holding the user's lock until commit."""
+    await conn.execute(LOCK_USER, {"user_id": user_id})
     params = {"user_id": user_id, "schedule_id": schedule_id, "now": now}
     return int((await conn.execute(COUNT_LIVE_HOLDS, params)).scalar_one())
 

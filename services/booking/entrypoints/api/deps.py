@@ -45,7 +45,11 @@ def _claims(authorization: str | None, secret: str) -> dict[str, object]:
 
 
 def _optional_text(value: object, limit: int) -> str | None:
-    return value[:limit] if isinstance(value, str) and value else None
+    """A contact claim as PostgreSQL text can hold it: no NUL, no lone surrogates."""
+    if not isinstance(value, str):
+        return None
+    cleaned = value.replace("\x00", "").encode("utf-8", "replace").decode("utf-8")[:limit]
+    return cleaned or None
 
 
 async def get_caller(

@@ -2,6 +2,7 @@
 
 import time
 
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from services.booking.entrypoints.api.metrics import ERRORS, LATENCY, REQUESTS
@@ -11,8 +12,15 @@ from services.booking.entrypoints.api.tracing import TRACE_HEADER, adopt_trace_i
 MAX_BODY_BYTES = 64 * 1024
 
 
-class BodyTooLarge(Exception):
-    pass
+class BodyTooLarge(HTTPException):
+    """Raised while reading an oversized body without Content-Length (chunked).
+
+    An HTTPException, so FastAPI's body parsing lets it through to the problem
+    handler as a 413 instead of turning it into "400 error parsing the body".
+    """
+
+    def __init__(self) -> None:
+        super().__init__(413, f"request bodies are limited to {MAX_BODY_BYTES} bytes")
 
 
 def _route_template(scope: Scope) -> str:

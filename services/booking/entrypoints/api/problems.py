@@ -78,6 +78,12 @@ def _validation_detail(error: RequestValidationError) -> str:
     return f"{where}: {first.get('msg', 'invalid request')}"
 
 
+def _refused_data(error: Exception) -> bool:
+    """SQLSTATE class 22 (data exception): the input is at fault, retrying cannot help."""
+    sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None)
+    return isinstance(sqlstate, str) and sqlstate.startswith("22")
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(errors.BookingError)
     async def on_booking_error(_: Request, error: errors.BookingError) -> JSONResponse:
@@ -103,6 +109,9 @@ def install(app: FastAPI) -> None:
         return await on_api_error(_, dependency_unavailable("Redis"))
 
     async def database_down(_: Request, error: Exception) -> JSONResponse:
+        if _refused_data(error):
+            return problem(422, "VALIDATION_FAILED", "Validation failed",
+                           "the request holds a value the database cannot store")
         log.warning("database unavailable: %s", error)
         return await on_api_error(_, dependency_unavailable("The database"))
 

@@ -1,21 +1,41 @@
 """Request and response bodies of API.md §2."""
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 
 class Body(BaseModel):
     model_config = ConfigDict(extra="ignore", strict=False)
 
 
-Text200 = Annotated[str, Field(min_length=1, max_length=200)]
+def storable_text(value: str) -> str:
+    """Refuse what PostgreSQL text cannot hold: NUL characters and lone surrogates."""
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ValueError("must be valid Unicode text (no lone surrogates)") from None
+    return value
+
+
+def representable_in_utc(value: datetime) -> datetime:
+    """Refuse a time whose UTC equivalent falls outside years 1..9999 (the driver's range)."""
+    try:
+        value.astimezone(UTC)
+    except OverflowError:
+        raise ValueError("is outside the supported range of dates") from None
+    return value
+
+
+Text200 = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(storable_text)]
 
 
 class ScheduleIn(Body):
-    starts_at: AwareDatetime
+    starts_at: Annotated[AwareDatetime, AfterValidator(representable_in_utc)]
     seat_count: Annotated[int, Field(ge=1, le=10_000, strict=True)]
     price: Annotated[int, Field(ge=1, le=10_000_000, strict=True)]
 

@@ -1,5 +1,6 @@
 """Point balance, charges and history."""
 
+import re
 from datetime import UTC, datetime
 from typing import Annotated
 
@@ -21,6 +22,7 @@ from services.booking.entrypoints.api.schemas import Balance, ChargeIn, HistoryP
 from services.booking.service_layer import points
 
 router = APIRouter(prefix="/points", tags=["points"])
+CURSOR = re.compile(r"[0-9]{1,19}")
 
 
 @router.get("", response_model=Balance)
@@ -49,7 +51,8 @@ async def charge(
 def _cursor(raw: str | None) -> int | None:
     if raw is None:
         return None
-    if not raw.isdigit() or not 0 < int(raw) < 2**63:
+    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
+    if not CURSOR.fullmatch(raw) or not 0 < int(raw) < 2**63:
         raise ApiError(422, "VALIDATION_FAILED", "cursor: not a cursor from this API")
     return int(raw)
 

@@ -1,0 +1,175 @@
+"""Holds that run out (HOLD_TTL_SECONDS=1) give their seats back, and cannot be paid or cancelled."""
+
+import asyncio
+import time
+import uuid
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import httpx
+import pytest
+
+from services.booking.config import Settings
+from tests.support import Booking, assert_problem, auth, new_user, queue_worker, serve_api, sql
+
+pytestmark = pytest.mark.integration
+
+TTL = 1
+
+
+@pytest.fixture(scope="module")
+async def quick(settings: Settings) -> AsyncIterator[Booking]:
+    """An API whose holds last one second (and its own queue, admitting everyone)."""
+    short = settings.model_copy(update={
+        "hold_ttl_seconds": TTL, "queue_namespace": "x" + uuid.uuid4().hex[:12]})
+    async with serve_api(short) as url, queue_worker(short), httpx.AsyncClient(
+        base_url=url, timeout=30
+    ) as http:
+        yield Booking(http)
+
+
+async def _seats(booking: Booking, schedule_id: str) -> dict[int, str]:
+    response = await booking.http.get(f"/schedules/{schedule_id}/seats")
+    assert response.status_code == 200, response.text
+    return {seat["seat_no"]: seat["status"] for seat in response.json()["items"]}
+
+
+async def _available(booking: Booking, concert_id: str) -> int:
+    response = await booking.http.get(f"/concerts/{concert_id}/schedules")
+    return int(response.json()["items"][0]["available_seats"])
+
+
+async def _status(booking: Booking, user: str, reservation_id: str) -> str:
+    response = await booking.http.get(f"/reservations/{reservation_id}", headers=auth(user))
+    assert response.status_code == 200, response.text
+    return str(response.json()["status"])
+
+
+async def _until_expired(reservation: dict[str, str]) -> None:
+    left = (datetime.fromisoformat(reservation["expires_at"]) - datetime.now(UTC)).total_seconds()
+    await asyncio.sleep(max(left, 0) + 0.05)
+
+
+async def _player(booking: Booking, points: int = 0) -> tuple[str, str]:
+    user = new_user("ttl")
+    if points:
+        await booking.charge(user, points)
+    return user, await booking.active_token(user)
+
+
+async def test_an_expired_hold_frees_its_seat_for_someone_else(quick: Booking) -> None:
+    concert = await quick.create_concert(seat_count=3, price=2_000)
+    concert_id, schedule_id = concert["id"], concert["schedules"][0]["id"]
+    alice, alice_token = await _player(quick, points=10_000)
+    bob, bob_token = await _player(quick, points=10_000)
+    assert await _available(quick, concert_id) == 3
+
+    before = datetime.now(UTC)
+    held = await quick.hold(alice, alice_token, schedule_id, 1)
+    assert held.status_code == 201, held.text
+    reservation = held.json()
+    lasts = (datetime.fromisoformat(reservation["expires_at"]) - before).total_seconds()
+    assert TTL - 0.1 <= lasts <= TTL + 0.5
+    assert (await _seats(quick, schedule_id))[1] == "HELD"
+    assert await _available(quick, concert_id) == 2
+    assert_problem(await quick.hold(bob, bob_token, schedule_id, 1), 409, "SEAT_UNAVAILABLE")
+
+    await _until_expired(reservation)
+    # Nobody asked for it: the seat is simply available again.
+    assert await _seats(quick, schedule_id) == {1: "AVAILABLE", 2: "AVAILABLE", 3: "AVAILABLE"}
+    assert await _available(quick, concert_id) == 3
+    assert await _status(quick, alice, reservation["id"]) == "EXPIRED"
+
+    taken = await quick.hold(bob, bob_token, schedule_id, 1)
+    assert taken.status_code == 201, taken.text
+    assert (await _seats(quick, schedule_id))[1] == "HELD"
+    assert await _available(quick, concert_id) == 2
+    # The old hold stays EXPIRED however the seat moves on.
+    assert await _status(quick, alice, reservation["id"]) == "EXPIRED"
+    paid = await quick.pay(bob, bob_token, taken.json()["id"])
+    assert paid.status_code == 201, paid.text
+    assert (await _seats(quick, schedule_id))[1] == "SOLD"
+    assert await _available(quick, concert_id) == 2
+    await asyncio.sleep(TTL + 0.2)
+    assert (await _seats(quick, schedule_id))[1] == "SOLD"
+    assert await _status(quick, bob, taken.json()["id"]) == "PAID"
+    assert await _status(quick, alice, reservation["id"]) == "EXPIRED"
+
+
+async def test_an_expired_hold_cannot_be_paid(quick: Booking, settings: Settings) -> None:
+    concert = await quick.create_concert(seat_count=2, price=3_000)
+    schedule_id = concert["schedules"][0]["id"]
+    alice, alice_token = await _player(quick, points=10_000)
+    bob, bob_token = await _player(quick)
+    lonely = (await quick.hold(alice, alice_token, schedule_id, 1)).json()
+    retaken = (await quick.hold(alice, alice_token, schedule_id, 2)).json()
+    await _until_expired(retaken)
+    assert (await quick.hold(bob, bob_token, schedule_id, 2)).status_code == 201
+
+    # Whether or not someone else took the seat since, the expired hold is gone.
+    for reservation in (lonely, retaken):
+        assert_problem(await quick.pay(alice, alice_token, reservation["id"]), 410, "RESERVATION_EXPIRED")
+    assert (await quick.http.get("/points", headers=auth(alice))).json()["balance"] == 10_000
+    history = (await quick.http.get("/points/history", headers=auth(alice))).json()["items"]
+    assert [item["type"] for item in history] == ["CHARGE"]
+    assert await sql(settings, "SELECT id FROM payments WHERE user_id = :u", u=alice) == []
+    assert (await quick.http.get("/tickets", headers=auth(alice))).json()["items"] == []
+    assert await _seats(quick, schedule_id) == {1: "AVAILABLE", 2: "HELD"}
+    # A refused payment does not spend the queue token.
+    me = await quick.http.get("/queue/tokens/me", headers=quick.guarded(alice, alice_token))
+    assert me.json()["status"] == "ACTIVE"
+
+
+async def test_an_expired_hold_cannot_be_cancelled(quick: Booking) -> None:
+    concert = await quick.create_concert(seat_count=2)
+    schedule_id = concert["schedules"][0]["id"]
+    alice, alice_token = await _player(quick)
+    bob, bob_token = await _player(quick)
+    reservation = (await quick.hold(alice, alice_token, schedule_id, 1)).json()
+    await _until_expired(reservation)
+    path = f"/reservations/{reservation['id']}"
+    assert_problem(await quick.http.delete(path, headers=quick.guarded(alice, alice_token)),
+                   409, "RESERVATION_NOT_HELD")
+    assert await _status(quick, alice, reservation["id"]) == "EXPIRED"
+
+    # Nor, once someone else holds the seat, can cancelling it take the seat from them.
+    assert (await quick.hold(bob, bob_token, schedule_id, 1)).status_code == 201
+    assert_problem(await quick.http.delete(path, headers=quick.guarded(alice, alice_token)),
+                   409, "RESERVATION_NOT_HELD")
+    assert (await _seats(quick, schedule_id))[1] == "HELD"
+
+
+async def test_expired_holds_no_longer_count_against_the_limit(quick: Booking) -> None:
+    concert = await quick.create_concert(seat_count=10)
+    concert_id, schedule_id = concert["id"], concert["schedules"][0]["id"]
+    alice, alice_token = await _player(quick)
+    held = [(await quick.hold(alice, alice_token, schedule_id, seat)).json() for seat in range(1, 5)]
+    assert_problem(await quick.hold(alice, alice_token, schedule_id, 5), 409, "HOLD_LIMIT_REACHED")
+    assert await _available(quick, concert_id) == 6
+    await _until_expired(held[-1])
+    assert await _available(quick, concert_id) == 10
+    again = [await quick.hold(alice, alice_token, schedule_id, seat) for seat in range(5, 9)]
+    assert [r.status_code for r in again] == [201] * 4
+    assert await _available(quick, concert_id) == 6
+    assert [await _status(quick, alice, r["id"]) for r in held] == ["EXPIRED"] * 4
+
+
+async def test_the_seat_map_and_counts_agree_while_holds_come_and_go(quick: Booking) -> None:
+    concert = await quick.create_concert(seat_count=6)
+    concert_id, schedule_id = concert["id"], concert["schedules"][0]["id"]
+    players = [await _player(quick) for _ in range(3)]
+    started = time.monotonic()
+    for index, (user, queue_token) in enumerate(players):
+        assert (await quick.hold(user, queue_token, schedule_id, index + 1)).status_code == 201
+        await asyncio.sleep(0.3)
+    # Holds taken 0.3 s apart run out 0.3 s apart; map and count must agree at every step.
+    observed = set()
+    while time.monotonic() - started < TTL + 1.0:
+        seats, available = await asyncio.gather(_seats(quick, schedule_id),
+                                                _available(quick, concert_id))
+        free = sum(status == "AVAILABLE" for status in seats.values())
+        observed.add(free)
+        assert abs(free - available) <= 1, (seats, available)  # two reads, a moment apart
+        await asyncio.sleep(0.05)
+    assert observed >= {4, 5, 6}
+    assert await _available(quick, concert_id) == 6
