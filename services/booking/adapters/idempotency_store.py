@@ -72,4 +72,4 @@ async def load(conn: AsyncConnection, key: IdempotencyKey) -> StoredResponse | N
 
 async def purge(conn: AsyncConnection, older_than_hours: int) -> int:
     result = await conn.execute(PURGE, {"hours": older_than_hours})
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return int(result.rowcount)

@@ -101,4 +101,4 @@ async def release(conn: AsyncConnection, reservation: Reservation, status: str) 
 
 async def sweep_expired(conn: AsyncConnection, now: datetime, limit: int = 1000) -> int:
     result = await conn.execute(SWEEP_EXPIRED, {"now": now, "limit": limit})
-    return int(result.rowcount)  # type: ignore[attr-defined]
+    return int(result.rowcount)

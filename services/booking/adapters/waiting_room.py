@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from redis.asyncio import Redis
+from redis.commands.core import AsyncScript
 
 from services.booking.domain.waiting_queue import QueueTicket, eta_seconds
 
@@ -43,6 +44,10 @@ class AdmissionStep:
     waiting: int
 
 
+def _script(redis: Redis, name: str) -> AsyncScript:
+    return redis.register_script((LUA / f"{name}.lua").read_text())
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -58,11 +63,10 @@ class WaitingRoom:
         self._keys = QueueKeys(namespace)
         self._token_prefix = self._keys.key("token:")
         self._user_prefix = self._keys.key("user:")
-        load = lambda name: redis.register_script((LUA / f"{name}.lua").read_text())  # noqa: E731
-        self._issue = load("issue_token")
-        self._status = load("token_status")
-        self._admit = load("admit")
-        self._expire = load("expire_token")
+        self._issue = _script(redis, "issue_token")
+        self._status = _script(redis, "token_status")
+        self._admit = _script(redis, "admit")
+        self._expire = _script(redis, "expire_token")
 
     def _ticket(self, token: str, status: str, position: int, expires: Any) -> QueueTicket:
         return QueueTicket(
@@ -111,7 +115,7 @@ class SeatLocks:
     def __init__(self, redis: Redis, lease_ms: int = 10_000) -> None:
         self._redis = redis
         self._lease_ms = lease_ms
-        self._release = redis.register_script((LUA / "release_lock.lua").read_text())
+        self._release = _script(redis, "release_lock")
 
     @staticmethod
     def key(schedule_id: object, seat_no: int) -> str:

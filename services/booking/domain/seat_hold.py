@@ -2,6 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal
 from uuid import UUID
 
 from services.booking.domain.errors import (
@@ -11,6 +12,8 @@ from services.booking.domain.errors import (
     ReservationNotHeld,
 )
 
+ReservationStatus = Literal["HELD", "PAID", "EXPIRED", "CANCELLED"]
+
 
 @dataclass(frozen=True)
 class Reservation:
@@ -19,10 +22,10 @@ class Reservation:
     schedule_id: UUID
     seat_no: int
     price: int
-    status: str
+    status: ReservationStatus
     expires_at: datetime
 
-    def status_at(self, now: datetime) -> str:
+    def status_at(self, now: datetime) -> ReservationStatus:
         """A hold past its expiry is EXPIRED even before the sweeper records it."""
         if self.status == "HELD" and self.expires_at <= now:
             return "EXPIRED"

@@ -8,6 +8,7 @@ from uuid import UUID
 from fastapi import APIRouter, Response
 
 from services.booking.domain.errors import SeatUnavailable
+from services.booking.domain.seat_hold import Reservation
 from services.booking.entrypoints.api.deps import (
     CallerDep,
     QueueTokenHeader,
@@ -38,10 +39,10 @@ async def crowd_control(services: Services, schedule_id: UUID, seat_no: int) -> 
         await locks.release(key, owner)
 
 
-def _out(reservation: reservations.Reservation, now: datetime) -> ReservationOut:
+def _out(reservation: Reservation, now: datetime) -> ReservationOut:
     return ReservationOut(
         id=reservation.id, schedule_id=reservation.schedule_id, seat_no=reservation.seat_no,
-        price=reservation.price, status=reservation.status_at(now),  # type: ignore[arg-type]
+        price=reservation.price, status=reservation.status_at(now),
         expires_at=reservation.expires_at,
     )
 
