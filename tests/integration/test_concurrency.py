@@ -2,6 +2,8 @@
 
 import asyncio
 import random
+import statistics
+import time
 import uuid
 from collections import Counter
 
@@ -49,11 +51,13 @@ async def test_the_database_alone_holds_the_line_without_redis_locks(settings: S
 
 
 async def _hold_and_pay(booking: Booking, user: str, token: str, schedule_id: str,
-                        seats: int) -> list[int]:
+                        seats: int, pay_seconds: list[float]) -> list[int]:
     held = await booking.hold(user, token, schedule_id, random.randint(1, seats))
     if held.status_code != 201:
         return [held.status_code]
+    started = time.perf_counter()
     paid = await booking.pay(user, token, held.json()["id"])
+    pay_seconds.append(time.perf_counter() - started)
     return [held.status_code, paid.status_code]
 
 
@@ -62,9 +66,14 @@ async def test_a_thousand_users_rush_fifty_seats(booking: Booking, settings: Set
     schedule_id = concert["schedules"][0]["id"]
     users = await _ready_users(booking, 1000, 10_000)
 
+    pay_seconds: list[float] = []
+    started = time.perf_counter()
     statuses = await asyncio.gather(
-        *(_hold_and_pay(booking, user, token, schedule_id, 50) for user, token in users)
+        *(_hold_and_pay(booking, user, token, schedule_id, 50, pay_seconds) for user, token in users)
     )
+    rush_seconds = time.perf_counter() - started
+    p95 = statistics.quantiles(pay_seconds, n=20)[-1] if len(pay_seconds) > 1 else 0.0
+    print(f"rush: {len(users)} users in {rush_seconds:.2f} s, payment p95 {p95 * 1000:.0f} ms")
 
     flat = Counter(code for codes in statuses for code in codes)
     assert not [code for code in flat if code >= 500], flat

@@ -1,5 +1,6 @@
 """Seat holds in PostgreSQL: the conditional seat update is the guarantee against oversell."""
 
+from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
@@ -12,27 +13,35 @@ from services.booking.domain.seat_hold import Reservation
 # cannot be overrun by parallel requests; other users are not slowed down. The count
 # must be a separate statement: under READ COMMITTED a statement keeps the snapshot
 # it started with, so a count in the locking statement misses the holds committed
-# while it waited for the lock.
-LOCK_USER = text("SELECT 1 FROM users WHERE id = :user_id FOR UPDATE")
+# while it waited for the lock. NO KEY UPDATE, not UPDATE: the new reservation's
+# foreign key already holds KEY SHARE on the user row, and two holds each holding
+# KEY SHARE while waiting for FOR UPDATE would deadlock.
+LOCK_USER = text("SELECT 1 FROM users WHERE id = :user_id FOR NO KEY UPDATE")
 COUNT_LIVE_HOLDS = text("""
 SELECT count(*) FROM reservations r
  WHERE r.user_id = :user_id AND r.schedule_id = :schedule_id AND r.status = 'HELD'
    AND r.expires_at > :now
 """)
-# Takes the seat only if nobody holds it now; an expired hold counts as free.
+# Takes the seat only if nobody holds it now (an expired hold counts as free), and
+# says in the same round trip whether a refused seat exists at all: in a rush most
+# requests are refusals, and each costs one statement.
 TAKE_SEAT = text("""
 WITH seat AS (
     UPDATE seats SET status = 'HELD', reservation_id = :id, held_until = :expires_at
      WHERE schedule_id = :schedule_id AND seat_no = :seat_no
        AND (status = 'AVAILABLE' OR (status = 'HELD' AND held_until <= :now))
     RETURNING schedule_id, seat_no
+), held AS (
+    INSERT INTO reservations (id, user_id, schedule_id, seat_no, price, status, expires_at,
+                              created_at)
+    SELECT :id, :user_id, seat.schedule_id, seat.seat_no, sc.price, 'HELD', :expires_at, :now
+      FROM seat JOIN schedules sc ON sc.id = seat.schedule_id
+    RETURNING price
 )
-INSERT INTO reservations (id, user_id, schedule_id, seat_no, price, status, expires_at, created_at)
-SELECT :id, :user_id, seat.schedule_id, seat.seat_no, sc.price, 'HELD', :expires_at, :now
-  FROM seat JOIN schedules sc ON sc.id = seat.schedule_id
-RETURNING price
+SELECT (SELECT price FROM held) AS price,
+       EXISTS (SELECT 1 FROM seats WHERE schedule_id = :schedule_id AND seat_no = :seat_no)
+           AS seat_exists
 """)
-SEAT_EXISTS = text("SELECT 1 FROM seats WHERE schedule_id = :schedule_id AND seat_no = :seat_no")
 SELECT_OWN = text("""
 SELECT id, user_id, schedule_id, seat_no, price, status, expires_at
   FROM reservations WHERE id = :id AND user_id = :user_id
@@ -69,19 +78,20 @@ async def live_holds(conn: AsyncConnection, user_id: str, schedule_id: UUID, now
     return int((await conn.execute(COUNT_LIVE_HOLDS, params)).scalar_one())
 
 
-async def take_seat(conn: AsyncConnection, reservation: Reservation, now: datetime) -> int | None:
-    """Hold the seat for `reservation`; the price, or None when the seat is not free."""
+@dataclass(frozen=True)
+class SeatTaken:
+    price: int | None  # None when the seat was not free (or does not exist)
+    seat_exists: bool
+
+
+async def take_seat(conn: AsyncConnection, reservation: Reservation, now: datetime) -> SeatTaken:
+    """Hold the seat for `reservation` if it is free."""
     row = (await conn.execute(TAKE_SEAT, {
         "id": reservation.id, "user_id": reservation.user_id,
         "schedule_id": reservation.schedule_id, "seat_no": reservation.seat_no,
         "expires_at": reservation.expires_at, "now": now,
-    })).first()
-    return None if row is None else int(row.price)
-
-
-async def seat_exists(conn: AsyncConnection, schedule_id: UUID, seat_no: int) -> bool:
-    params = {"schedule_id": schedule_id, "seat_no": seat_no}
-    return (await conn.execute(SEAT_EXISTS, params)).first() is not None
+    })).one()
+    return SeatTaken(None if row.price is None else int(row.price), bool(row.seat_exists))
 
 
 async def own(

@@ -20,17 +20,21 @@ async def hold_seat(
     conn: AsyncConnection, user_id: str, schedule_id: UUID, seat_no: int, now: datetime,
     ttl_seconds: int, max_holds: int,
 ) -> Reservation:
-    check_hold_limit(await reservations.live_holds(conn, user_id, schedule_id, now), max_holds)
     planned = Reservation(
         id=uuid4(), user_id=user_id, schedule_id=schedule_id, seat_no=seat_no, price=0,
         status="HELD", expires_at=hold_expiry(now, ttl_seconds),
     )
-    price = await reservations.take_seat(conn, planned, now)
-    if price is None:
-        if not await reservations.seat_exists(conn, schedule_id, seat_no):
+    # The seat first: most contenders lose it, and a refusal then costs one statement.
+    taken = await reservations.take_seat(conn, planned, now)
+    if taken.price is None:
+        if not taken.seat_exists:
             raise NotFound(f"no seat {seat_no} in schedule {schedule_id}")
         raise SeatUnavailable(f"seat {seat_no} is not available")
-    return replace(planned, price=price)
+    # Counted after the user's row lock, the new hold included; over the limit, the
+    # caller's rollback gives the seat back.
+    live = await reservations.live_holds(conn, user_id, schedule_id, now)
+    check_hold_limit(live - 1, max_holds)
+    return replace(planned, price=taken.price)
 
 
 async def get_reservation(conn: AsyncConnection, user_id: str, reservation_id: UUID) -> Reservation:
