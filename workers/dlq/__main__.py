@@ -1,0 +1,3 @@
+from workers.dlq.cli import main
+
+main()

@@ -1,0 +1,62 @@
+"""`booking-relay` / `python -m workers.outbox_relay`: publish outbox rows to Kafka.
+
+Configured by environment: DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS,
+KAFKA_ENABLE_IDEMPOTENCE (false for the embedded Tansu broker), RELAY_* (see
+workers/outbox_relay/config.py). SIGINT/SIGTERM finish the batch in flight and exit.
+"""
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+
+from prometheus_client import start_http_server
+
+from services.common.settings import load_settings_or_exit
+from workers.outbox_relay.config import Settings
+from workers.outbox_relay.metrics import RelayMetrics
+from workers.outbox_relay.service import serve
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level, stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+    )
+    # aiokafka logs every failed reconnect at ERROR: a storm while the broker is
+    # down. The relay logs the outage itself, once when it starts and once when it ends.
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+
+
+async def run(settings: Settings) -> None:
+    stop, started = asyncio.Event(), asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    serving = asyncio.create_task(serve(settings, stop, RelayMetrics(), started))
+    stopping = asyncio.create_task(stop.wait())
+    await asyncio.wait([serving, stopping], return_when=asyncio.FIRST_COMPLETED)
+    stopping.cancel()
+    if not started.is_set():
+        # Still waiting for PostgreSQL or the broker: there is no batch to finish.
+        serving.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await serving
+
+
+def main() -> None:
+    settings = load_settings_or_exit(Settings)
+    configure_logging(settings.log_level)
+    if settings.relay_metrics_port:
+        try:
+            start_http_server(settings.relay_metrics_port, addr=settings.relay_metrics_host)
+        except OSError as error:
+            print(f"error: cannot serve metrics on RELAY_METRICS_PORT={settings.relay_metrics_port}:"
+                  f" {error.strerror}", file=sys.stderr)
+            raise SystemExit(2) from None
+    asyncio.run(run(settings))
+
+
+if __name__ == "__main__":
+    main()
