@@ -5,12 +5,17 @@ import sys
 
 PARTS = {
     "queue": ("workers.queue.__main__", "waiting-room admission, token and hold expiry"),
+    "relay": ("workers.outbox_relay.__main__", "outbox relay: publish committed events to Kafka"),
+    "saga": ("workers.saga.__main__", "ticket saga: venue registration or refund (faust)"),
+    "notifier": ("workers.notifier.__main__", "notifications: Kakao AlimTalk, then SMS (faust)"),
+    "token-expiry": ("workers.token_expiry.__main__", "apply queue-token expiry events to Redis (faust)"),
+    "sagas": ("workers.saga.status", "show ticket saga state per payment (admin view)"),
 }
 
 
 def usage() -> str:
     lines = ["usage: booking-worker PART", "", "parts:"]
-    lines += [f"  {name:10} {summary}" for name, (_, summary) in PARTS.items()]
+    lines += [f"  {name:13} {summary}" for name, (_, summary) in PARTS.items()]
     lines += ["", "Settings come from the environment (API.md §4)."]
     return "\n".join(lines)
 

@@ -8,7 +8,14 @@ from uuid import UUID, uuid4
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.booking.domain.events import DomainEvent, PaymentCompleted, QueueTokenExpired
+from services.booking.domain.events import (
+    DomainEvent,
+    NotificationRequested,
+    PaymentCompleted,
+    PaymentRefunded,
+    QueueTokenExpired,
+    TicketConfirmed,
+)
 from services.common import topics
 
 INSERT_EVENT = text("""
@@ -22,6 +29,10 @@ VALUES (:event_id, :event_type, 1, :topic, :aggregate_type, :aggregate_id, :trac
 ROUTES: dict[type, tuple[str, str, str]] = {
     PaymentCompleted: (topics.PAYMENTS, "payment", "payment_id"),
     QueueTokenExpired: (topics.QUEUE_TOKENS, "queue_token", "token"),
+    # A refund follows its payment on the payment's partition, so it is never seen first.
+    PaymentRefunded: (topics.PAYMENTS, "payment", "payment_id"),
+    TicketConfirmed: (topics.TICKETS, "ticket", "ticket_id"),
+    NotificationRequested: (topics.NOTIFICATIONS, "notification", "notification_id"),
 }
 
 

@@ -18,3 +18,8 @@ def balance_after_payment(balance: int, amount: int) -> int:
     if balance < amount:
         raise InsufficientPoints(f"the price is {amount} points; the balance is {balance}")
     return balance - amount
+
+
+def balance_after_refund(balance: int, amount: int) -> int:
+    """A refund is owed, yet a wallet above its limit is still refused; someone must look."""
+    return balance_after_charge(balance, amount)

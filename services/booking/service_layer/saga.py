@@ -1,0 +1,139 @@
+"""The ticket saga: register a paid ticket with the venue, or undo the payment.
+
+Delivery is at least once. The saga tolerates any repeat: the processed-event row
+commits with the effects, the saga row is closed once, and the venue deduplicates
+by the ticket's registration id, so a call repeated after a crash registers nothing new.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from uuid import UUID
+
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from services.booking.adapters import outbox, refunds, sagas, wallets
+from services.booking.adapters.sagas import RegistrationContext
+from services.booking.adapters.venue_client import VenueRegistrar, VenueRegistration
+from services.booking.domain import ticket_saga
+from services.booking.domain.events import PaymentCompleted
+from services.booking.domain.ticket_saga import Refused, Registered, VenueVerdict
+from services.booking.domain.wallet import balance_after_refund
+from workers.common.http_resilience import Accepted, BreakerOpen, TransientFailure
+
+CONSUMER = "ticket-saga"
+log = logging.getLogger("booking.saga")
+
+
+class PaymentUnknown(Exception):
+    """The event names a payment this database does not have; retrying cannot help."""
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class TicketSaga:
+    engine: AsyncEngine
+    venue: VenueRegistrar
+    # An open venue breaker is waited out once (it then lets a trial call through);
+    # if that fails too, the venue counts as unavailable and the payment is undone.
+    breaker_wait_seconds: float = 30.0
+    clock: Callable[[], datetime] = field(default=_utc_now)
+
+    async def on_payment_completed(
+        self, event_id: UUID, payment: PaymentCompleted, trace_id: str | None
+    ) -> str:
+        """Run the saga for one payment; return what happened (for logs and metrics)."""
+        async with self.engine.begin() as conn:
+            if await sagas.is_processed(conn, CONSUMER, event_id):
+                return "duplicate"
+            context = await sagas.registration_context(conn, payment.payment_id)
+            if context is None:
+                raise PaymentUnknown(f"no payment {payment.payment_id} with a ticket")
+            status = await sagas.start(conn, payment.payment_id, payment.ticket_id, self.clock())
+        if status in ticket_saga.FINISHED:
+            async with self.engine.begin() as conn:
+                await sagas.mark_processed(conn, CONSUMER, event_id)
+            return "duplicate"
+        verdict = await self._register(payment, context, trace_id)
+        async with self.engine.begin() as conn:
+            if not await sagas.mark_processed(conn, CONSUMER, event_id):
+                return "duplicate"
+            if isinstance(verdict, Registered):
+                done = await self._confirm(conn, payment, verdict, trace_id)
+                return "confirmed" if done else "duplicate"
+            done = await self._compensate(conn, payment, verdict, trace_id)
+            return "compensated" if done else "duplicate"
+
+    async def _register(
+        self, payment: PaymentCompleted, context: RegistrationContext, trace_id: str | None
+    ) -> VenueVerdict:
+        registration = VenueRegistration(
+            registration_id=ticket_saga.registration_id(payment.ticket_id),
+            ticket_id=str(payment.ticket_id), concert_title=context.concert_title,
+            schedule_id=str(payment.schedule_id), starts_at=context.starts_at,
+            seat_no=payment.seat_no, holder=context.holder,
+        )
+        for waited in (False, True):
+            try:
+                outcome = await self.venue.register(registration, trace_id=trace_id)
+            except TransientFailure as failure:
+                return Refused(f"venue unavailable: {failure}", failure.attempts)
+            except BreakerOpen as refused:
+                if waited:
+                    return Refused(f"venue unavailable: {refused}", 0)
+                await asyncio.sleep(self.breaker_wait_seconds)
+                continue
+            if isinstance(outcome, Accepted):
+                return Registered(outcome.attempts)
+            code = f" {outcome.code}" if outcome.code else ""
+            return Refused(f"venue rejected the ticket: HTTP {outcome.status}{code}", outcome.attempts)
+        raise AssertionError("unreachable")
+
+    async def _confirm(
+        self, conn: AsyncConnection, payment: PaymentCompleted, verdict: Registered,
+        trace_id: str | None,
+    ) -> bool:
+        now = self.clock()
+        if not await sagas.finish(
+            conn, payment.payment_id, ticket_saga.CONFIRMED, None, verdict.attempts, now
+        ):
+            return False
+        await sagas.confirm_ticket(conn, payment.ticket_id, now)
+        await outbox.add_events(conn, list(ticket_saga.confirmation_events(payment)), trace_id)
+        return True
+
+    async def _compensate(
+        self, conn: AsyncConnection, payment: PaymentCompleted, verdict: Refused,
+        trace_id: str | None,
+    ) -> bool:
+        """Undo the payment in this one transaction; False when it was undone before."""
+        now = self.clock()
+        # Lock order as in payment: reservation, wallet, seat.
+        locked = await refunds.lock_for_refund(conn, payment.reservation_id)
+        if locked is None:
+            raise PaymentUnknown(f"no reservation {payment.reservation_id}")
+        balance = await wallets.lock_balance(conn, locked.user_id)
+        await refunds.lock_seat(conn, locked.schedule_id, locked.seat_no)
+        if not await sagas.finish(
+            conn, payment.payment_id, ticket_saga.COMPENSATED, verdict.reason, verdict.attempts, now
+        ):
+            return False
+        amount = await refunds.undo_payment(
+            conn, payment.payment_id, locked.schedule_id, locked.seat_no, now
+        )
+        if amount is None:
+            log.warning("payment %s was refunded outside the saga", payment.payment_id)
+            return True
+        after = balance_after_refund(balance, amount)
+        await wallets.record_movement(
+            conn, locked.user_id, "REFUND", amount, after, now, payment_id=payment.payment_id
+        )
+        events = ticket_saga.refund_events(payment, verdict.reason)
+        await outbox.add_events(conn, list(events), trace_id)
+        log.info("payment %s refunded: %s", payment.payment_id, verdict.reason)
+        return True

@@ -1,0 +1,37 @@
+"""Settings every Kafka consumer worker shares (saga, notifier, token expiry)."""
+
+from typing import Annotated
+
+from pydantic import Field
+
+from workers.common.consumer import ConsumerPolicy
+from workers.common.kafka import KafkaSettings
+
+Seconds = Annotated[float, Field(gt=0)]
+
+
+class ConsumerSettings(KafkaSettings):
+    # Group ids are "<prefix>-<part>"; another prefix gives an independent set of groups.
+    consumer_group_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "booking"
+    consumer_max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
+    consumer_retry_base_seconds: Seconds = 0.5
+    consumer_retry_max_seconds: Seconds = 10.0
+    # How soon a killed worker's partitions move to a live one; heartbeats run in
+    # faust's consumer thread, so a busy handler does not look dead.
+    consumer_session_timeout_seconds: Seconds = 10.0
+    consumer_rebalance_timeout_seconds: Seconds = 10.0
+    consumer_commit_interval_seconds: Seconds = 1.0
+    # faust keeps nothing here (no tables), but wants a directory of its own.
+    consumer_data_dir: str | None = None
+    worker_metrics_host: str = "127.0.0.1"
+    log_level: Annotated[str, Field(pattern=r"(?i)^(debug|info|warning|error|critical)$")] = "INFO"
+
+    def group(self, part: str) -> str:
+        return f"{self.consumer_group_prefix}-{part}"
+
+    @property
+    def consumer_policy(self) -> ConsumerPolicy:
+        return ConsumerPolicy(
+            self.consumer_max_attempts, self.consumer_retry_base_seconds,
+            self.consumer_retry_max_seconds,
+        )

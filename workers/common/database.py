@@ -1,0 +1,40 @@
+"""PostgreSQL for the consumer workers: an engine per process and what counts as an outage."""
+
+import asyncpg
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+
+UNREACHABLE = (
+    OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
+    asyncpg.InterfaceError,
+)
+
+
+def create_worker_engine(
+    dsn: str, *, pool_size: int, application_name: str, lock_timeout_ms: int = 10_000
+) -> AsyncEngine:
+    return create_async_engine(
+        dsn, pool_size=pool_size, max_overflow=0, pool_timeout=30, pool_pre_ping=True,
+        connect_args={
+            "server_settings": {
+                "lock_timeout": str(lock_timeout_ms), "application_name": application_name,
+            },
+            "timeout": 5,
+        },
+    )
+
+
+def is_database_outage(error: BaseException) -> bool:
+    """True when PostgreSQL is unreachable (wait it out), not when a statement failed."""
+    if isinstance(error, PoolTimeout) or (isinstance(error, DBAPIError) and error.connection_invalidated):
+        return True
+    # SQLAlchemy wraps the driver's error, which may wrap the socket's: look down the chain.
+    seen: BaseException | None = error
+    for _ in range(6):
+        if seen is None:
+            return False
+        if isinstance(seen, UNREACHABLE):
+            return True
+        seen = getattr(seen, "orig", None) or seen.__cause__
+    return False

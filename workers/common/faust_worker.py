@@ -1,0 +1,136 @@
+"""Run an `EventConsumer` as a faust-streaming agent in a worker process.
+
+faust only moves raw bytes here (`value_serializer="raw"`): a value faust itself
+fails to decode crashes the agent, so decoding is the consumer's job, where a
+poison message is parked instead. The web server is off (several workers share a
+machine); metrics are served by prometheus_client on a port of the worker's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sys
+import tempfile
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import faust
+from aiokafka import AIOKafkaProducer
+from prometheus_client import start_http_server
+
+from workers.common.consumer import EventConsumer, RawMessage
+from workers.common.consumer_settings import ConsumerSettings
+from workers.common.kafka import ensure_topics, make_producer, system_topics
+
+log = logging.getLogger("workers.faust")
+T = TypeVar("T")
+ConsumerFactory = Callable[[], AbstractAsyncContextManager[EventConsumer]]
+
+
+def create_app(settings: ConsumerSettings, part: str) -> faust.App:
+    group = settings.group(part)
+    data_dir = settings.consumer_data_dir or str(Path(tempfile.gettempdir()) / f"faust-{group}")
+    return faust.App(
+        group,
+        broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")],
+        value_serializer="raw", key_serializer="raw",
+        web_enabled=False, topic_disable_leader=True, store="memory://", datadir=data_dir,
+        autodiscover=False, consumer_auto_offset_reset="earliest",
+        broker_session_timeout=settings.consumer_session_timeout_seconds,
+        broker_rebalance_timeout=settings.consumer_rebalance_timeout_seconds,
+        broker_heartbeat_interval=min(3.0, settings.consumer_session_timeout_seconds / 3),
+        broker_commit_interval=settings.consumer_commit_interval_seconds,
+        topic_partitions=settings.kafka_partitions,
+        topic_replication_factor=settings.kafka_replication_factor,
+    )
+
+
+def raw_message(event: Any) -> RawMessage:
+    message = event.message
+    headers = message.headers or ()
+    if isinstance(headers, Mapping):
+        headers = headers.items()
+    return RawMessage(
+        message.topic, message.partition, message.offset, message.key, message.value,
+        tuple((str(name), bytes(value or b"")) for name, value in headers),
+    )
+
+
+def attach_consumer(app: faust.App, topics: Sequence[str], factory: ConsumerFactory) -> None:
+    """Feed every message of `topics`, one at a time, to the consumer `factory` builds.
+
+    One at a time on purpose: with agent concurrency above 1, faust 0.15 may commit
+    past a message still in flight (its gap check at the head of the acked offsets is
+    off by one), and a crash would then skip it. Scale out with processes instead:
+    the consumer group spreads the partitions over them.
+    """
+    channel = app.topic(*topics, value_serializer="raw", key_serializer="raw")
+    started: list[EventConsumer] = []
+
+    async def consume(stream: Any) -> None:
+        if not started:
+            # Its resources close with the app, after the agent has stopped.
+            started.append(await app.add_async_context(factory()))
+        async for event in stream.events():
+            await started[0].process(raw_message(event))
+
+    app.agent(channel, name=f"{app.conf.id}.consume", concurrency=1)(consume)
+
+
+async def until_ready(what: str, attempt: Callable[[], Awaitable[T]], max_delay: float = 10.0) -> T:
+    """Retry `attempt` until it succeeds: a dependency still starting is waited for."""
+    delay, failures = 0.2, 0
+    while True:
+        try:
+            return await attempt()
+        except Exception as error:
+            failures += 1
+            if failures == 1 or failures % 10 == 0:
+                log.warning("%s unavailable (%r); retrying", what, error)
+            await asyncio.sleep(delay)
+            delay = min(max_delay, delay * 2)
+
+
+@asynccontextmanager
+async def dead_letter_producer(settings: ConsumerSettings, client_id: str) -> AsyncIterator[AIOKafkaProducer]:
+    async def start() -> AIOKafkaProducer:
+        producer = make_producer(settings, client_id=client_id)
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        return producer
+
+    producer = await until_ready("broker", start)
+    try:
+        yield producer
+    finally:
+        await producer.stop()
+
+
+def exit_on_help(doc: str | None) -> None:
+    """`--help`: print how the part is configured, and exit."""
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print((doc or "").strip())
+        raise SystemExit(0)
+
+
+def run_worker(app: faust.App, settings: ConsumerSettings, metrics_port: int) -> None:
+    """Run the faust worker in the foreground until SIGINT/SIGTERM."""
+    # aiokafka logs every failed reconnect; httpx every request (the workers log outcomes).
+    logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    # Subscribing to a topic that does not exist yet would leave its partitions unassigned.
+    loop.run_until_complete(until_ready("broker", lambda: ensure_topics(settings, system_topics())))
+    if metrics_port:
+        start_http_server(metrics_port, addr=settings.worker_metrics_host)
+    worker = faust.Worker(
+        app, loop=loop, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False,
+    )
+    worker.execute_from_commandline()

@@ -1,0 +1,1 @@
+"""Notifier worker entry point; the logic lives in services/notifier."""

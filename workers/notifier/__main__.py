@@ -1,0 +1,89 @@
+"""`booking-worker notifier`: deliver each requested notification once, Kakao then SMS.
+
+Settings: DATABASE_URL, KAKAO_API_URL, KAKAO_API_KEY, KAKAO_SENDER_KEY, SMS_API_URL,
+SMS_API_KEY, KAKAO_* / SMS_* resilience, KAFKA_*, CONSUMER_*, NOTIFIER_METRICS_PORT.
+"""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from services.booking.domain.events import NotificationRequested
+from services.common import topics
+from services.common.settings import load_settings_or_exit
+from services.notifier.adapters.kakao import KakaoAlimTalkClient
+from services.notifier.adapters.sms import SmsClient
+from services.notifier.config import Settings
+from services.notifier.service import DeliveryFailed, NotificationUnknown, Notifier
+from workers.common.consumer import EventConsumer, Route
+from workers.common.consumer_metrics import NOTIFICATIONS
+from workers.common.database import create_worker_engine, is_database_outage
+from workers.common.envelope import Envelope
+from workers.common.event_data import parse_event
+from workers.common.faust_worker import (
+    attach_consumer,
+    create_app,
+    dead_letter_producer,
+    exit_on_help,
+    run_worker,
+)
+from workers.common.http_resilience import ResilientCaller
+
+PART = "notifier"
+log = logging.getLogger("workers.notifier")
+
+
+@asynccontextmanager
+async def notifier_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
+    group = settings.group(PART)
+    engine = create_worker_engine(
+        settings.database_dsn, pool_size=settings.notifier_db_pool_size, application_name=group,
+        # A twin delivery waits for the notification's lock while the holder sends.
+        lock_timeout_ms=120_000,
+    )
+    try:
+        async with httpx.AsyncClient() as http, dead_letter_producer(settings, group) as producer:
+            kakao = KakaoAlimTalkClient(
+                ResilientCaller("kakao", http, settings.kakao_policy),
+                base_url=str(settings.kakao_api_url),
+                api_key=settings.kakao_api_key.get_secret_value(), sender_key=settings.kakao_sender_key,
+            )
+            sms = SmsClient(ResilientCaller("sms", http, settings.sms_policy),
+                            base_url=str(settings.sms_api_url),
+                            api_key=settings.sms_api_key.get_secret_value())
+            notifier = Notifier(engine, kakao, sms)
+
+            async def on_notification_requested(envelope: Envelope) -> None:
+                request = parse_event(NotificationRequested, envelope.data)
+                try:
+                    result = await notifier.deliver(request, envelope.trace_id)
+                except DeliveryFailed:
+                    NOTIFICATIONS.labels("failed", "").inc()
+                    raise
+                outcome, _, channel = result.partition(":")
+                NOTIFICATIONS.labels(outcome, channel).inc()
+                log.info("notification %s %s for user %s: %s (trace %s)", request.notification_id,
+                         request.template, request.user_id, result, envelope.trace_id)
+
+            yield EventConsumer(
+                group, {"NotificationRequested": Route(on_notification_requested)}, producer,
+                # Both providers were already retried by their callers: park at once.
+                permanent=(DeliveryFailed, NotificationUnknown),
+                is_outage=is_database_outage, policy=settings.consumer_policy,
+            )
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    exit_on_help(__doc__)
+    settings = load_settings_or_exit(Settings)
+    app = create_app(settings, PART)
+    attach_consumer(app, [topics.NOTIFICATIONS], lambda: notifier_consumer(settings))
+    run_worker(app, settings, settings.notifier_metrics_port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Ticket saga worker: venue registration, or compensation of the payment."""

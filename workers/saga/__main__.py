@@ -1,0 +1,78 @@
+"""`booking-worker saga`: the ticket saga, one PaymentCompleted at a time per process.
+
+Registers each paid ticket with the venue, then confirms it, or undoes the payment
+(ticket VOID, refund, seat free) when the venue refuses or stays unreachable.
+Settings: DATABASE_URL, VENUE_API_URL, VENUE_*, KAFKA_*, CONSUMER_*, SAGA_METRICS_PORT.
+"""
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import httpx
+
+from services.booking.adapters.venue_client import VenueClient
+from services.booking.domain.errors import BalanceLimitExceeded
+from services.booking.domain.events import PaymentCompleted
+from services.booking.service_layer.saga import PaymentUnknown, TicketSaga
+from services.common import topics
+from services.common.settings import load_settings_or_exit
+from workers.common.consumer import EventConsumer, Route
+from workers.common.consumer_metrics import SAGA_OUTCOMES
+from workers.common.database import create_worker_engine, is_database_outage
+from workers.common.envelope import Envelope
+from workers.common.event_data import parse_event
+from workers.common.faust_worker import (
+    attach_consumer,
+    create_app,
+    dead_letter_producer,
+    exit_on_help,
+    run_worker,
+)
+from workers.common.http_resilience import ResilientCaller
+from workers.saga.config import Settings
+
+PART = "ticket-saga"
+log = logging.getLogger("workers.saga")
+
+
+@asynccontextmanager
+async def saga_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
+    group = settings.group(PART)
+    engine = create_worker_engine(
+        settings.database_dsn, pool_size=settings.saga_db_pool_size, application_name=group
+    )
+    try:
+        async with httpx.AsyncClient() as http, dead_letter_producer(settings, group) as producer:
+            venue = VenueClient(ResilientCaller("venue", http, settings.venue_policy),
+                                base_url=str(settings.venue_api_url))
+            saga = TicketSaga(engine, venue, settings.venue_breaker_reset_seconds)
+
+            async def on_payment_completed(envelope: Envelope) -> None:
+                payment = parse_event(PaymentCompleted, envelope.data)
+                outcome = await saga.on_payment_completed(envelope.id, payment, envelope.trace_id)
+                SAGA_OUTCOMES.labels(outcome).inc()
+                log.info("payment %s: %s (trace %s)", payment.payment_id, outcome, envelope.trace_id)
+
+            yield EventConsumer(
+                group, {"PaymentCompleted": Route(on_payment_completed)}, producer,
+                # The saga's own output shares the payment's partition.
+                ignored={"PaymentRefunded"},
+                # A refund that would break the wallet limit needs a person, not a retry.
+                permanent=(PaymentUnknown, BalanceLimitExceeded),
+                is_outage=is_database_outage, policy=settings.consumer_policy,
+            )
+    finally:
+        await engine.dispose()
+
+
+def main() -> None:
+    exit_on_help(__doc__)
+    settings = load_settings_or_exit(Settings)
+    app = create_app(settings, PART)
+    attach_consumer(app, [topics.PAYMENTS], lambda: saga_consumer(settings))
+    run_worker(app, settings, settings.saga_metrics_port)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Token-expiry consumer: applies QueueTokenExpired events to the waiting room in Redis."""

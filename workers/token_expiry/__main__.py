@@ -1,0 +1,67 @@
+"""`booking-worker token-expiry`: remove expired queue tokens from Redis.
+
+The API removes a paid token right after its commit; this consumer is the
+guarantee when that step failed (Redis away, process killed). Removing a token is
+idempotent, so redelivery and replay are harmless. Settings: REDIS_URL,
+QUEUE_NAMESPACE, KAFKA_BOOTSTRAP_SERVERS, CONSUMER_* and TOKEN_EXPIRY_METRICS_PORT.
+"""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeout
+
+from services.booking.adapters.waiting_room import WaitingRoom
+from services.booking.domain.events import QueueTokenExpired
+from services.common import topics
+from services.common.settings import load_settings_or_exit
+from workers.common.consumer import EventConsumer, Route
+from workers.common.envelope import Envelope
+from workers.common.event_data import parse_event
+from workers.common.faust_worker import (
+    attach_consumer,
+    create_app,
+    dead_letter_producer,
+    exit_on_help,
+    run_worker,
+)
+from workers.token_expiry.config import Settings
+
+PART = "token-expiry"
+
+
+def is_outage(error: BaseException) -> bool:
+    return isinstance(error, RedisConnectionError | RedisTimeout | OSError)
+
+
+@asynccontextmanager
+async def token_expiry_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
+    redis = Redis.from_url(str(settings.redis_url), decode_responses=True, socket_timeout=5)
+    # Only `expire` is used, which does not depend on the admission rate.
+    room = WaitingRoom(redis, admit_per_second=1, namespace=settings.queue_namespace)
+
+    async def on_token_expired(envelope: Envelope) -> None:
+        await room.expire(parse_event(QueueTokenExpired, envelope.data).token)
+
+    try:
+        async with dead_letter_producer(settings, settings.group(PART)) as producer:
+            yield EventConsumer(
+                settings.group(PART), {"QueueTokenExpired": Route(on_token_expired)}, producer,
+                is_outage=is_outage, policy=settings.consumer_policy,
+            )
+    finally:
+        await redis.aclose()
+
+
+def main() -> None:
+    exit_on_help(__doc__)
+    settings = load_settings_or_exit(Settings)
+    app = create_app(settings, PART)
+    attach_consumer(app, [topics.QUEUE_TOKENS], lambda: token_expiry_consumer(settings))
+    run_worker(app, settings, settings.token_expiry_metrics_port)
+
+
+if __name__ == "__main__":
+    main()
