@@ -246,3 +246,37 @@ def start_broker(port: int | None = None, *, log_dir: Path | None = None) -> Run
         stop_signal=signal.SIGINT,
     )
     return server.start()
+
+
+# --- Provider simulators (Kakao AlimTalk, SMS, venue) ------------------------
+
+
+def _http_answers(port: int, path: str) -> Callable[[], bool]:
+    def check() -> bool:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=2) as conn:
+                conn.sendall(f"GET {path} HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n".encode())
+                return conn.recv(12).startswith(b"HTTP/1.1 200")
+        except OSError:
+            return False
+
+    return check
+
+
+def start_simulator(
+    provider: str, python: str, api_key: str | None = None, *, log_dir: Path | None = None
+) -> RunningServer:
+    """Run one provider simulator (API.md §3) as a child process on a free port."""
+    port = free_port()
+    argv = [python, "-m", "workers.devstack.simulators", provider, "--port", str(port)]
+    if api_key:
+        argv += ["--api-key", api_key]
+    server = RunningServer(
+        f"{provider} simulator",
+        argv,
+        url=f"http://127.0.0.1:{port}",
+        port=port,
+        log_path=(log_dir or _default_log_dir()) / f"{provider}-simulator.log",
+        is_ready=_http_answers(port, "/_sim/stats"),
+    )
+    return server.start()

@@ -16,7 +16,7 @@ from types import FrameType
 from rich.console import Console
 from rich.text import Text
 
-from workers.devstack.embedded import start_broker, start_postgres, start_redis
+from workers.devstack.embedded import start_broker, start_postgres, start_redis, start_simulator
 from workers.devstack.processes import (
     Part,
     RunningPart,
@@ -39,7 +39,19 @@ CODE_ROOT = Path(__file__).resolve().parents[2]  # holds the `services` and `wor
 DEFAULT_PARTS: tuple[Part, ...] = (
     Part("api", (PYTHON, "-m", "services.booking.entrypoints.api")),
     Part("queue", (PYTHON, "-m", "workers.queue")),
+    Part("relay", (PYTHON, "-m", "workers.outbox_relay")),
+    Part("saga", (PYTHON, "-m", "workers.saga")),
+    Part("notifier", (PYTHON, "-m", "workers.notifier")),
+    Part("token-expiry", (PYTHON, "-m", "workers.token_expiry")),
 )
+
+# Provider URL variable -> (simulator, key variables and the local values they get).
+SIMULATED_PROVIDERS: dict[str, tuple[str, dict[str, str]]] = {
+    "KAKAO_API_URL": ("kakao", {"KAKAO_API_KEY": "devstack-kakao-key",
+                                "KAKAO_SENDER_KEY": "devstack-sender"}),
+    "SMS_API_URL": ("sms", {"SMS_API_KEY": "devstack-sms-key"}),
+    "VENUE_API_URL": ("venue", {}),
+}
 
 # Returns None when the system is ready, else what is still failing.
 ReadyCheck = Callable[[], str | None]
@@ -136,9 +148,28 @@ class Stack:
             self.servers.append(server)
             resolved[key] = server.url
             self.say(f"embedded {server.name} at {server.url} (log: {server.log_path})")
+        if not env.get("KAFKA_BOOTSTRAP_SERVERS"):
+            # The embedded broker lacks InitProducerId; real Kafka keeps the default (on).
+            resolved["KAFKA_ENABLE_IDEMPOTENCE"] = "false"
+        resolved.update(self._simulated_providers(logs))
         resolved["AUTH_JWT_SECRET"] = env.get("AUTH_JWT_SECRET") or resolve_jwt_secret(data)
         resolved["BOOKING_HOST"] = self.config.host
         resolved["BOOKING_PORT"] = str(self.config.port)
+        return resolved
+
+    def _simulated_providers(self, logs: Path) -> dict[str, str]:
+        """Start a simulator for each provider whose URL the environment does not name."""
+        env, resolved = self.config.environ, {}
+        for url_key, (provider, keys) in SIMULATED_PROVIDERS.items():
+            if env.get(url_key):
+                continue
+            values = {name: env.get(name) or default for name, default in keys.items()}
+            api_key = next((v for k, v in values.items() if k.endswith("_API_KEY")), None)
+            server = start_simulator(provider, PYTHON, api_key, log_dir=logs)
+            self.servers.append(server)
+            resolved[url_key] = server.url
+            resolved.update(values)
+            self.say(f"{provider} simulator at {server.url} (calls: {server.url}/_sim/calls)")
         return resolved
 
     def start_parts(self, parts: Sequence[Part], resolved: Mapping[str, str]) -> None:
