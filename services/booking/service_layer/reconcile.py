@@ -1,0 +1,63 @@
+"""Check the system's invariants across PostgreSQL and Redis (`booking-reconcile`)."""
+
+from dataclasses import dataclass
+from typing import Literal
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.booking.adapters import invariants
+from services.booking.adapters.invariants import Invariant, Scope, Violation
+from services.booking.adapters.waiting_room import QueueKeys, WaitingRoom
+
+Status = Literal["ok", "violated", "not checked"]
+ACTIVE_TOKENS = "active-tokens-within-limit"
+# A check scheduled every minute must never pile up behind a slow one.
+SET_TIMEOUT = text("SET LOCAL statement_timeout = '50s'")
+SNAPSHOT = text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+
+
+@dataclass(frozen=True)
+class CheckResult:
+    name: str
+    rule: str
+    status: Status
+    violations: tuple[Violation, ...] = ()
+    total: int = 0
+    note: str = ""
+
+
+async def check_database(
+    engine: AsyncEngine, scope: Scope, grace_seconds: float, max_ids: int
+) -> list[CheckResult]:
+    results = []
+    async with engine.connect() as conn:
+        # One snapshot for every query: a payment committing mid-run is seen whole or
+        # not at all, so a check never reports the half it happened to read.
+        await conn.execute(SNAPSHOT)
+        await conn.execute(SET_TIMEOUT)
+        for invariant in invariants.INVARIANTS:
+            if invariant.needs_table and not await invariants.table_exists(conn, invariant.needs_table):
+                results.append(_not_checked(invariant))
+                continue
+            found = await invariants.find_violations(conn, invariant, scope, grace_seconds, max_ids)
+            status: Status = "violated" if found.total else "ok"
+            results.append(CheckResult(invariant.name, invariant.rule, status, found.violations,
+                                       found.total))
+        await conn.rollback()
+    return results
+
+
+def _not_checked(invariant: Invariant) -> CheckResult:
+    note = f"not checked: table {invariant.needs_table} does not exist (migrations not applied?)"
+    return CheckResult(invariant.name, invariant.rule, "not checked", note=note)
+
+
+async def check_active_tokens(room: WaitingRoom, namespace: str, max_active: int) -> CheckResult:
+    active = await room.active_count()
+    rule = "active queue tokens <= QUEUE_MAX_ACTIVE"
+    note = f"{active} active, QUEUE_MAX_ACTIVE {max_active}"
+    if active <= max_active:
+        return CheckResult(ACTIVE_TOKENS, rule, "ok", note=note)
+    excess = Violation(QueueKeys(namespace).key("active"), f"{active - max_active} tokens over the limit")
+    return CheckResult(ACTIVE_TOKENS, rule, "violated", (excess,), 1, note)
