@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.booking.adapters import idempotency_store, reservations
 from services.booking.adapters.waiting_room import WaitingRoom
 from services.booking.config import Settings
+from workers.queue import metrics
 
 log = logging.getLogger("booking.queue")
 
@@ -30,6 +31,7 @@ async def admit_forever(room: WaitingRoom, settings: Settings) -> None:
                 settings.queue_max_active, settings.queue_active_ttl_seconds,
                 settings.queue_wait_grace_seconds,
             )
+            metrics.observe(step, settings.queue_max_active)
             if step.admitted or step.expired or step.abandoned:
                 log.debug("admission %s", step)
             if not healthy:
