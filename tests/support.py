@@ -91,9 +91,10 @@ async def serve_api(settings: Settings) -> AsyncIterator[str]:
         lifespan="on", access_log=False, backlog=4096,
         # Longer than any pause in a test, so a pooled client never reuses a closed socket.
         timeout_keep_alive=120,
+        # Teardown must end even if a client left a request hanging.
+        timeout_graceful_shutdown=5,
     )
     server = uvicorn.Server(config)
-    server.install_signal_handlers = lambda: None  # type: ignore[method-assign]
     task = asyncio.create_task(server.serve())
     while not server.started:
         if task.done():

@@ -25,7 +25,9 @@ def e2e_database_url(postgres_server_url: str) -> Iterator[str]:
         yield url
 
 
-@pytest.fixture(scope="session")
+# Package scope: the e2e system stops when the e2e tests are done, instead of running
+# (and consuming CPU) under every later test of the session.
+@pytest.fixture(scope="package")
 def simulators() -> Iterator[dict[str, SimulatorServer]]:
     sims = {
         "kakao": SimulatorServer("kakao", api_key=KAKAO_KEY),
@@ -41,7 +43,7 @@ def simulators() -> Iterator[dict[str, SimulatorServer]]:
             sim.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 async def stack(
     e2e_database_url: str, redis_url: str, kafka_bootstrap: str,
     simulators: dict[str, SimulatorServer], tmp_path_factory: pytest.TempPathFactory,
