@@ -1,4 +1,7 @@
-"""Helpers for the outbox relay and DLQ tests: private databases, events, a collector."""
+"""Helpers for the outbox relay, DLQ and consumer tests: private databases, events, topics, a collector.
+
+Their shared fixtures are in tests/integration/conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +20,9 @@ from aiokafka import AIOKafkaConsumer
 from sqlalchemy.engine import make_url
 
 from services.booking.adapters.migrate import upgrade_to_head
+from services.common.topics import dead_letter_topic
 from workers.common.envelope import Envelope, decode
+from workers.common.kafka import KafkaSettings, ensure_topics
 from workers.outbox_relay.config import Settings
 
 INSERT = """
@@ -87,6 +92,14 @@ def relay_env(database_url: str, kafka: str, **overrides: str) -> dict[str, str]
 
 def unique_topic(kind: str) -> str:
     return f"test.{kind}.{uuid.uuid4().hex[:10]}"
+
+
+async def topic_with_dead_letters(kafka: str, kind: str, partitions: int) -> str:
+    """Create a fresh topic and its dead letter topic, `partitions` each; return its name."""
+    name = unique_topic(kind)
+    settings = KafkaSettings(kafka_bootstrap_servers=kafka, kafka_partitions=partitions)
+    await ensure_topics(settings, [name, dead_letter_topic(name)])
+    return name
 
 
 async def insert_events(

@@ -2,17 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from services.common.topics import dead_letter_topic
 from tests.e2e.kafka_tools import read_all
-from tests.relay_support import unique_topic
+from tests.relay_support import topic_with_dead_letters
 from workers.common.consumer import ConsumerPolicy, EventConsumer, RawMessage, Route
 from workers.common.envelope import Envelope, encode
-from workers.common.kafka import KafkaSettings, ensure_topics
 
 pytestmark = pytest.mark.integration
 
@@ -21,18 +18,7 @@ FAST = ConsumerPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)
 
 @pytest.fixture
 async def topic(kafka_bootstrap: str) -> str:
-    name = unique_topic("consumer")
-    settings = KafkaSettings(kafka_bootstrap_servers=kafka_bootstrap, kafka_partitions=1)
-    await ensure_topics(settings, [name, dead_letter_topic(name)])
-    return name
-
-
-@pytest.fixture
-async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    yield producer
-    await producer.stop()
+    return await topic_with_dead_letters(kafka_bootstrap, "consumer", partitions=1)
 
 
 def message(topic: str, offset: int, event_type: str = "Happened") -> RawMessage:

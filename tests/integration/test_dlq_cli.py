@@ -9,7 +9,6 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -23,13 +22,12 @@ from tests.relay_support import (
     Collector,
     asyncpg_dsn,
     insert_events,
-    private_database,
     relay_settings,
+    topic_with_dead_letters,
     unique_topic,
 )
 from workers.common.dead_letters import REPLAY_COUNT, park
 from workers.common.envelope import Envelope, InvalidEnvelope, encode
-from workers.common.kafka import KafkaSettings, ensure_topics
 from workers.devstack.embedded import free_port
 from workers.dlq.cli import app
 from workers.outbox_relay.service import running_relay
@@ -62,18 +60,7 @@ class Cli:
 
 @pytest.fixture
 async def topic(kafka_bootstrap: str) -> str:
-    name = unique_topic("dlq")
-    settings = KafkaSettings(kafka_bootstrap_servers=kafka_bootstrap, kafka_partitions=2)
-    await ensure_topics(settings, [name, dead_letter_topic(name)])
-    return name
-
-
-@pytest.fixture
-async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
-    await producer.start()
-    yield producer
-    await producer.stop()
+    return await topic_with_dead_letters(kafka_bootstrap, "dlq", partitions=2)
 
 
 @pytest.fixture
@@ -255,41 +242,31 @@ async def test_errors_are_one_line_with_an_exit_status(cli: Cli, topic: str) -> 
         assert done.stderr.startswith(start) and done.stderr.count("\n") == 1, done.stderr
 
 
-@pytest.fixture
-def outbox_db(postgres_server_url: str) -> Iterator[str]:
-    with private_database(postgres_server_url) as url:
-        yield url
-
-
 async def test_a_dead_outbox_row_is_replayed_quarantined_and_purged(
-    outbox_db: str, kafka_bootstrap: str
+    outbox_db: str, connection: asyncpg.Connection, kafka_bootstrap: str
 ) -> None:
     cli = Cli(outbox_db, kafka_bootstrap)
     collector = Collector(kafka_bootstrap, unique_topic("dead-row"))
-    connection = await asyncpg.connect(asyncpg_dsn(outbox_db))
     settings = relay_settings(outbox_db, kafka_bootstrap)
-    try:
-        async with collector.running(), running_relay(settings):
-            (big,) = await insert_events(connection, collector.topic, [("agg", 1)], pad="x" * 1_100_000)
-            (behind,) = await insert_events(connection, collector.topic, [("agg", 2)])
-            row_id = await connection.fetchval("SELECT id FROM outbox WHERE event_id = $1::uuid", big)
-            message_id = f"outbox:{row_id}"
+    async with collector.running(), running_relay(settings):
+        (big,) = await insert_events(connection, collector.topic, [("agg", 1)], pad="x" * 1_100_000)
+        (behind,) = await insert_events(connection, collector.topic, [("agg", 2)])
+        row_id = await connection.fetchval("SELECT id FROM outbox WHERE event_id = $1::uuid", big)
+        message_id = f"outbox:{row_id}"
 
-            for replays in range(MAX_REPLAYS + 1):
-                await dead(connection, row_id, replays)
-                (item,) = (await cli.json("list", "--topic", collector.topic))["messages"]
-                assert (item["id"], item["error_class"]) == (message_id, "MessageSizeTooLargeError")
-                assert item["replay_count"] == replays
-                await cli.json("replay", "--all", "--topic", collector.topic)
+        for replays in range(MAX_REPLAYS + 1):
+            await dead(connection, row_id, replays)
+            (item,) = (await cli.json("list", "--topic", collector.topic))["messages"]
+            assert (item["id"], item["error_class"]) == (message_id, "MessageSizeTooLargeError")
+            assert item["replay_count"] == replays
+            await cli.json("replay", "--all", "--topic", collector.topic)
 
-            quarantined = await cli.json("list", "--topic", collector.topic, "--status", "quarantined")
-            assert [m["id"] for m in quarantined["messages"]] == [message_id]
-            assert behind not in collector.ids
-            assert (await cli.json("purge", message_id))["purged"] == [message_id]
-            # The dead row held its aggregate back; once purged the next event flows.
-            await collector.wait_for([behind], within=10)
-    finally:
-        await connection.close()
+        quarantined = await cli.json("list", "--topic", collector.topic, "--status", "quarantined")
+        assert [m["id"] for m in quarantined["messages"]] == [message_id]
+        assert behind not in collector.ids
+        assert (await cli.json("purge", message_id))["purged"] == [message_id]
+        # The dead row held its aggregate back; once purged the next event flows.
+        await collector.wait_for([behind], within=10)
 
 
 async def dead(connection: asyncpg.Connection, row_id: int, replays: int) -> None:

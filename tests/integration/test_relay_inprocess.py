@@ -4,20 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.relay_support import (
-    Collector,
-    asyncpg_dsn,
-    insert_events,
-    private_database,
-    relay_settings,
-    unique_topic,
-)
+from tests.relay_support import Collector, insert_events, relay_settings, unique_topic
 from workers.outbox_relay.metrics import RelayMetrics
 from workers.outbox_relay.service import running_relay
 from workers.outbox_relay.wakeup import APPLICATION_NAME
@@ -25,19 +17,6 @@ from workers.outbox_relay.wakeup import APPLICATION_NAME
 pytestmark = pytest.mark.integration
 
 LISTENER_PID = "SELECT pid FROM pg_stat_activity WHERE application_name = $1 AND datname = current_database()"
-
-
-@pytest.fixture
-def outbox_db(postgres_server_url: str) -> Iterator[str]:
-    with private_database(postgres_server_url) as url:
-        yield url
-
-
-@pytest.fixture
-async def connection(outbox_db: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(asyncpg_dsn(outbox_db))
-    yield connection
-    await connection.close()
 
 
 async def eventually(check, within: float = 10) -> None:

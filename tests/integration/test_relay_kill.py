@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -20,7 +20,6 @@ from tests.relay_support import (
     assert_in_order,
     asyncpg_dsn,
     insert_events,
-    private_database,
     relay_env,
     unique_topic,
 )
@@ -74,19 +73,6 @@ class RelayProcess:
             self.process.send_signal(signal.SIGTERM)
             self.process.wait(30)
         return self.process.returncode
-
-
-@pytest.fixture
-def outbox_db(postgres_server_url: str) -> Iterator[str]:
-    with private_database(postgres_server_url) as url:
-        yield url
-
-
-@pytest.fixture
-async def connection(outbox_db: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(asyncpg_dsn(outbox_db))
-    yield connection
-    await connection.close()
 
 
 @pytest.fixture

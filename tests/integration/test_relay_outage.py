@@ -7,7 +7,7 @@ import logging
 import shutil
 import tempfile
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import asyncpg
@@ -31,19 +31,6 @@ pytestmark = pytest.mark.integration
 
 OUTAGE_SECONDS = 10
 AGGREGATES = 20
-
-
-@pytest.fixture
-def outbox_db(postgres_server_url: str) -> Iterator[str]:
-    with private_database(postgres_server_url) as url:
-        yield url
-
-
-@pytest.fixture
-async def connection(outbox_db: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(asyncpg_dsn(outbox_db))
-    yield connection
-    await connection.close()
 
 
 @pytest.fixture

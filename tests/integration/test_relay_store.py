@@ -10,7 +10,7 @@ import asyncpg
 import orjson
 import pytest
 
-from tests.relay_support import asyncpg_dsn, insert_events, private_database
+from tests.relay_support import insert_events, private_database
 from workers.outbox_relay.store import OutboxStore, create_pool
 
 pytestmark = pytest.mark.integration
@@ -18,20 +18,21 @@ pytestmark = pytest.mark.integration
 
 @pytest.fixture(scope="module")
 def outbox_db(postgres_server_url: str) -> Iterator[str]:
+    """One database for the module (each test empties its outbox), not conftest's one per test."""
     with private_database(postgres_server_url) as url:
         yield url
 
 
 @pytest.fixture
-async def db(outbox_db: str) -> AsyncIterator[tuple[OutboxStore, asyncpg.Connection]]:
+async def db(
+    outbox_db: str, connection: asyncpg.Connection
+) -> AsyncIterator[tuple[OutboxStore, asyncpg.Connection]]:
     pool = await create_pool(outbox_db, 4)
-    connection = await asyncpg.connect(asyncpg_dsn(outbox_db))
     # Each test starts from an empty outbox: the relay claims from the whole table.
     await connection.execute("TRUNCATE outbox")
     try:
         yield OutboxStore(pool), connection
     finally:
-        await connection.close()
         await pool.close()
 
 

@@ -4,21 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Iterator
 
 import asyncpg
 import pytest
 from prometheus_client import CollectorRegistry
 
-from tests.relay_support import (
-    Collector,
-    assert_in_order,
-    asyncpg_dsn,
-    insert_events,
-    private_database,
-    relay_settings,
-    unique_topic,
-)
+from tests.relay_support import Collector, assert_in_order, insert_events, relay_settings, unique_topic
 from workers.outbox_relay.metrics import RelayMetrics
 from workers.outbox_relay.service import running_relay
 from workers.outbox_relay.wakeup import APPLICATION_NAME
@@ -27,19 +18,6 @@ pytestmark = pytest.mark.integration
 
 AGGREGATES = 300
 EVENTS_PER_AGGREGATE = 10
-
-
-@pytest.fixture
-def outbox_db(postgres_server_url: str) -> Iterator[str]:
-    with private_database(postgres_server_url) as url:
-        yield url
-
-
-@pytest.fixture
-async def connection(outbox_db: str) -> AsyncIterator[asyncpg.Connection]:
-    connection = await asyncpg.connect(asyncpg_dsn(outbox_db))
-    yield connection
-    await connection.close()
 
 
 async def both_listening(connection: asyncpg.Connection) -> None:

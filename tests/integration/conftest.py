@@ -1,0 +1,34 @@
+"""Fixtures shared by the outbox relay, DLQ and consumer tests (helpers: tests/relay_support.py)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import asyncpg
+import pytest
+from aiokafka import AIOKafkaProducer
+
+from tests.relay_support import asyncpg_dsn, private_database
+
+
+@pytest.fixture
+def outbox_db(postgres_server_url: str) -> Iterator[str]:
+    """A freshly migrated database of this test's own (a relay claims its whole outbox)."""
+    with private_database(postgres_server_url) as url:
+        yield url
+
+
+@pytest.fixture
+async def connection(outbox_db: str) -> AsyncIterator[asyncpg.Connection]:
+    """A plain connection to `outbox_db`, to commit events and look at the outbox."""
+    connection = await asyncpg.connect(asyncpg_dsn(outbox_db))
+    yield connection
+    await connection.close()
+
+
+@pytest.fixture
+async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    yield producer
+    await producer.stop()
