@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint migrate token bench clean
+.PHONY: install run test lint migrate token bench chaos clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
@@ -32,6 +32,10 @@ migrate: install
 # make token USER=alice [ADMIN=1] [NAME=Alice] [PHONE=01012345678]
 token: install
 	@$(BIN)/booking-token "$(USER)" $(if $(ADMIN),--admin) $(if $(NAME),--name "$(NAME)") $(if $(PHONE),--phone "$(PHONE)")
+
+# make chaos [CHAOS_ARGS="--tickets 500 --seconds 120"]: the ledger chaos run
+chaos: install
+	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

@@ -104,7 +104,7 @@ def worker_env(settings: Settings, database_url: str, kafka: str, group_prefix: 
         "SMS_API_URL": sims["sms"].base_url, "SMS_API_KEY": SMS_KEY, "SMS_TIMEOUT_SECONDS": "2",
         "SMS_RETRY_BASE_SECONDS": "0.05", "SMS_BREAKER_RESET_SECONDS": str(BREAKER_RESET),
         "SAGA_METRICS_PORT": "0", "NOTIFIER_METRICS_PORT": "0", "TOKEN_EXPIRY_METRICS_PORT": "0",
-        "LOG_LEVEL": "INFO",
+        "LOG_LEVEL": "INFO", "LOG_FORMAT": "json",
     })
     return env
 

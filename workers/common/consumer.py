@@ -25,9 +25,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from services.common.tracing import traced
 from workers.common import dead_letters
 from workers.common.consumer_metrics import CONSUMER_MESSAGES
-from workers.common.envelope import Envelope, InvalidEnvelope, decode
+from workers.common.envelope import HEADER_TRACE_ID, Envelope, InvalidEnvelope, decode
 from workers.common.event_data import MalformedEvent
 
 log = logging.getLogger("workers.consumer")
@@ -52,6 +53,13 @@ class RawMessage:
     key: bytes | None
     value: bytes | None
     headers: tuple[tuple[str, bytes], ...] = ()
+
+    @property
+    def trace_id(self) -> str | None:
+        for name, value in self.headers:
+            if name == HEADER_TRACE_ID:
+                return value.decode("utf-8", errors="replace") or None
+        return None
 
 
 @dataclass(frozen=True)
@@ -90,6 +98,11 @@ class EventConsumer:
 
     async def process(self, message: RawMessage) -> str:
         """Handle or park `message`; return the outcome (handled, ignored, parked)."""
+        # The header, not the value: even a message that fails to decode keeps its trace.
+        with traced(message.trace_id):
+            return await self._process(message)
+
+    async def _process(self, message: RawMessage) -> str:
         try:
             envelope = decode(message.value)
             route = self._route(envelope)

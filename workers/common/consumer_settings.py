@@ -4,13 +4,14 @@ from typing import Annotated
 
 from pydantic import Field
 
+from services.common.logging import LogSettings
 from workers.common.consumer import ConsumerPolicy
 from workers.common.kafka import KafkaSettings
 
 Seconds = Annotated[float, Field(gt=0)]
 
 
-class ConsumerSettings(KafkaSettings):
+class ConsumerSettings(KafkaSettings, LogSettings):
     # Group ids are "<prefix>-<part>"; another prefix gives an independent set of groups.
     consumer_group_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "booking"
     consumer_max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
@@ -24,7 +25,6 @@ class ConsumerSettings(KafkaSettings):
     # faust keeps nothing here (no tables), but wants a directory of its own.
     consumer_data_dir: str | None = None
     worker_metrics_host: str = "127.0.0.1"
-    log_level: Annotated[str, Field(pattern=r"(?i)^(debug|info|warning|error|critical)$")] = "INFO"
 
     def group(self, part: str) -> str:
         return f"{self.consumer_group_prefix}-{part}"

@@ -130,7 +130,12 @@ def run_worker(app: faust.App, settings: ConsumerSettings, metrics_port: int) ->
     loop.run_until_complete(until_ready("broker", lambda: ensure_topics(settings, system_topics())))
     if metrics_port:
         start_http_server(metrics_port, addr=settings.worker_metrics_host)
+    # Logging is the process's own (configure_logging in main): faust must not replace it.
     worker = faust.Worker(
         app, loop=loop, loglevel=settings.log_level.lower(), quiet=True, redirect_stdouts=False,
+        override_logging=False,
     )
+    # Without its logging setup faust keeps a terminal spinner instead of logging "Ready",
+    # the line that says the group is joined.
+    worker.spinner = None
     worker.execute_from_commandline()

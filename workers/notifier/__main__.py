@@ -12,6 +12,7 @@ import httpx
 
 from services.booking.domain.events import NotificationRequested
 from services.common import topics
+from services.common.logging import configure_logging
 from services.common.settings import load_settings_or_exit
 from services.notifier.adapters.kakao import KakaoAlimTalkClient
 from services.notifier.adapters.sms import SmsClient
@@ -64,8 +65,9 @@ async def notifier_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
                     raise
                 outcome, _, channel = result.partition(":")
                 NOTIFICATIONS.labels(outcome, channel).inc()
-                log.info("notification %s %s for user %s: %s (trace %s)", request.notification_id,
-                         request.template, request.user_id, result, envelope.trace_id)
+                log.info("notification %s %s for user %s: %s", request.notification_id,
+                         request.template, request.user_id, result,
+                         extra={"notification_id": str(request.notification_id), "outcome": result})
 
             yield EventConsumer(
                 group, {"NotificationRequested": Route(on_notification_requested)}, producer,
@@ -80,6 +82,7 @@ async def notifier_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
 def main() -> None:
     exit_on_help(__doc__)
     settings = load_settings_or_exit(Settings)
+    configure_logging(PART, settings.log_level, settings.log_json)
     app = create_app(settings, PART)
     attach_consumer(app, [topics.NOTIFICATIONS], lambda: notifier_consumer(settings))
     run_worker(app, settings, settings.notifier_metrics_port)

@@ -1,5 +1,8 @@
 """`booking-relay` / `python -m workers.outbox_relay`: publish outbox rows to Kafka.
 
+`booking-relay republish --since DURATION` publishes again what a broker lost
+(workers/outbox_relay/republish.py).
+
 Configured by environment: DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS,
 KAFKA_ENABLE_IDEMPOTENCE (false for the embedded Tansu broker), RELAY_* (see
 workers/outbox_relay/config.py). SIGINT/SIGTERM finish the batch in flight and exit.
@@ -13,17 +16,15 @@ import sys
 
 from prometheus_client import start_http_server
 
+from services.common.logging import configure_logging
 from services.common.settings import load_settings_or_exit
+from workers.outbox_relay import republish
 from workers.outbox_relay.config import Settings
 from workers.outbox_relay.metrics import RelayMetrics
 from workers.outbox_relay.service import serve
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level, stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-    )
+def quiet_kafka_client() -> None:
     # aiokafka logs every failed reconnect at ERROR: a storm while the broker is
     # down. The relay logs the outage itself, once when it starts and once when it ends.
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
@@ -46,8 +47,12 @@ async def run(settings: Settings) -> None:
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["republish"]:  # the operator command, not the relay
+        republish.main(sys.argv[2:])
+        return
     settings = load_settings_or_exit(Settings)
-    configure_logging(settings.log_level)
+    configure_logging("outbox-relay", settings.log_level, settings.log_json)
+    quiet_kafka_client()
     if settings.relay_metrics_port:
         try:
             start_http_server(settings.relay_metrics_port, addr=settings.relay_metrics_host)

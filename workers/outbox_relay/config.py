@@ -2,10 +2,11 @@
 
 import os
 import socket
-from typing import Annotated, Literal
+from typing import Annotated
 
-from pydantic import AnyUrl, Field, UrlConstraints, field_validator, model_validator
+from pydantic import AnyUrl, Field, UrlConstraints, model_validator
 
+from services.common.logging import LogSettings
 from workers.common.kafka import KafkaSettings
 
 PostgresUrl = Annotated[
@@ -18,7 +19,7 @@ def default_relay_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class Settings(KafkaSettings):
+class Settings(KafkaSettings, LogSettings):
     database_url: PostgresUrl
 
     relay_name: Annotated[str, Field(default_factory=default_relay_name, min_length=1)]
@@ -37,12 +38,6 @@ class Settings(KafkaSettings):
     relay_stats_interval_seconds: Seconds = 5.0
     relay_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9101
     relay_metrics_host: str = "127.0.0.1"
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-
-    @field_validator("log_level", mode="before")
-    @classmethod
-    def upper_case_level(cls, value: object) -> object:
-        return value.upper() if isinstance(value, str) else value
 
     @model_validator(mode="after")
     def lease_outlasts_publish(self) -> "Settings":

@@ -2,13 +2,13 @@
 
 import asyncio
 import contextlib
-import logging
 
 from prometheus_client import start_http_server
 from redis.asyncio import Redis
 
 from services.booking.adapters.database import create_engine
 from services.booking.config import Settings
+from services.common.logging import configure_logging
 from services.common.settings import load_settings_or_exit
 from workers.queue.admission import run
 from workers.queue.config import Settings as QueueWorkerSettings
@@ -25,8 +25,8 @@ async def serve(settings: Settings) -> None:
 
 
 def main() -> None:
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     settings = load_settings_or_exit(QueueWorkerSettings)
+    configure_logging("queue", settings.log_level, settings.log_json)
     if settings.queue_metrics_port:
         start_http_server(settings.queue_metrics_port, addr=settings.queue_metrics_host)
     with contextlib.suppress(KeyboardInterrupt):

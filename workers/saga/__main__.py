@@ -16,6 +16,7 @@ from services.booking.domain.errors import BalanceLimitExceeded
 from services.booking.domain.events import PaymentCompleted
 from services.booking.service_layer.saga import PaymentUnknown, TicketSaga
 from services.common import topics
+from services.common.logging import configure_logging
 from services.common.settings import load_settings_or_exit
 from workers.common.consumer import EventConsumer, Route
 from workers.common.consumer_metrics import SAGA_OUTCOMES
@@ -52,7 +53,8 @@ async def saga_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
                 payment = parse_event(PaymentCompleted, envelope.data)
                 outcome = await saga.on_payment_completed(envelope.id, payment, envelope.trace_id)
                 SAGA_OUTCOMES.labels(outcome).inc()
-                log.info("payment %s: %s (trace %s)", payment.payment_id, outcome, envelope.trace_id)
+                log.info("payment %s: %s", payment.payment_id, outcome,
+                         extra={"payment_id": str(payment.payment_id), "outcome": outcome})
 
             yield EventConsumer(
                 group, {"PaymentCompleted": Route(on_payment_completed)}, producer,
@@ -69,6 +71,7 @@ async def saga_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
 def main() -> None:
     exit_on_help(__doc__)
     settings = load_settings_or_exit(Settings)
+    configure_logging(PART, settings.log_level, settings.log_json)
     app = create_app(settings, PART)
     attach_consumer(app, [topics.PAYMENTS], lambda: saga_consumer(settings))
     run_worker(app, settings, settings.saga_metrics_port)

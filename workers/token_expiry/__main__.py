@@ -16,6 +16,7 @@ from redis.exceptions import TimeoutError as RedisTimeout
 from services.booking.adapters.waiting_room import WaitingRoom
 from services.booking.domain.events import QueueTokenExpired
 from services.common import topics
+from services.common.logging import configure_logging
 from services.common.settings import load_settings_or_exit
 from workers.common.consumer import EventConsumer, Route
 from workers.common.envelope import Envelope
@@ -58,6 +59,7 @@ async def token_expiry_consumer(settings: Settings) -> AsyncIterator[EventConsum
 def main() -> None:
     exit_on_help(__doc__)
     settings = load_settings_or_exit(Settings)
+    configure_logging(PART, settings.log_level, settings.log_json)
     app = create_app(settings, PART)
     attach_consumer(app, [topics.QUEUE_TOKENS], lambda: token_expiry_consumer(settings))
     run_worker(app, settings, settings.token_expiry_metrics_port)

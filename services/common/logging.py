@@ -1,0 +1,107 @@
+"""Process-wide logging: JSON lines in production, readable lines in `make run`.
+
+Every record is stamped with the process's service name and the current trace id
+(services/common/tracing.py), so one booking can be followed from the HTTP request
+through the relay and the consumers to the provider call by grepping one id. In
+JSON, whatever a call passes as `extra={...}` becomes a field of its own.
+"""
+
+import logging
+import sys
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import orjson
+from pydantic import ValidationInfo, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from services.common.tracing import current_trace_id
+
+# Libraries that log every request or reconnect: their callers log the outcome.
+QUIET = {"httpx": logging.WARNING, "httpcore": logging.WARNING}
+_RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
+    "message", "asctime", "service", "trace_id", "color_message", "taskName",
+}
+
+
+class LogSettings(BaseSettings):
+    """LOG_LEVEL and LOG_FORMAT (text | json); every deployable's settings include them."""
+
+    model_config = SettingsConfigDict(frozen=True, extra="ignore")
+
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"] = "INFO"
+    log_format: Literal["text", "json"] = "text"
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def any_case(cls, value: object, info: ValidationInfo) -> object:
+        if not isinstance(value, str):
+            return value
+        return value.upper() if info.field_name == "log_level" else value.lower()
+
+    @property
+    def log_json(self) -> bool:
+        return self.log_format == "json"
+
+
+class TraceIdFilter(logging.Filter):
+    """Stamp each record with the service and the current trace id (unless it has one)."""
+
+    def __init__(self, service: str) -> None:
+        super().__init__()
+        self.service = service
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        record.service = self.service
+        if getattr(record, "trace_id", None) is None:
+            record.trace_id = current_trace_id()
+        return True
+
+
+class JsonFormatter(logging.Formatter):
+    """One JSON object per line: ts, level, service, logger, message, trace_id, extras."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        document: dict[str, Any] = {
+            "ts": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
+            "level": record.levelname,
+            "service": getattr(record, "service", None),
+            "logger": record.name,
+            "message": record.getMessage(),
+            "trace_id": getattr(record, "trace_id", None),
+        }
+        document.update(
+            (key, value) for key, value in record.__dict__.items() if key not in _RESERVED
+        )
+        if record.exc_info:
+            document["exc"] = self.formatException(record.exc_info)
+        if record.stack_info:
+            document["stack"] = self.formatStack(record.stack_info)
+        return orjson.dumps(document, default=str).decode()
+
+
+class TextFormatter(logging.Formatter):
+    """`12:00:01.234 INFO  workers.saga [trace=…] message` for a terminal."""
+
+    def __init__(self) -> None:
+        super().__init__("%(asctime)s.%(msecs)03d %(levelname)-5s %(name)s%(trace)s %(message)s",
+                         datefmt="%H:%M:%S")
+
+    def format(self, record: logging.LogRecord) -> str:
+        trace_id = getattr(record, "trace_id", None)
+        record.trace = f" [trace={trace_id}]" if trace_id else ""
+        return super().format(record)
+
+
+def configure_logging(service: str, level: str, json_format: bool) -> None:
+    """Send every record of this process to stderr, in JSON or text, with its trace id."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.addFilter(TraceIdFilter(service))
+    handler.setFormatter(JsonFormatter() if json_format else TextFormatter())
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level.upper())
+    for name, quiet_level in QUIET.items():
+        logging.getLogger(name).setLevel(quiet_level)

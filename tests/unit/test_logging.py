@@ -1,0 +1,59 @@
+"""Log records carry the current trace id; JSON lines for machines, text for people."""
+
+import logging
+
+import orjson
+import pytest
+
+from services.common.logging import JsonFormatter, LogSettings, TextFormatter, TraceIdFilter
+from services.common.tracing import current_trace_id, traced
+from workers.common.consumer import RawMessage
+
+pytestmark = pytest.mark.unit
+
+
+def _record(message: str = "payment %s: %s", *args: object, **extra: object) -> logging.LogRecord:
+    record = logging.LogRecord("workers.saga", logging.INFO, __file__, 1, message, args or ("p1", "ok"),
+                               None)
+    record.__dict__.update(extra)
+    return record
+
+
+def test_a_json_line_has_the_trace_id_service_and_extras() -> None:
+    record = _record(outcome="confirmed")
+    with traced("trace-1234"):
+        assert TraceIdFilter("ticket-saga").filter(record)
+    line = orjson.loads(JsonFormatter().format(record))
+    assert line["trace_id"] == "trace-1234" and line["service"] == "ticket-saga"
+    assert line["message"] == "payment p1: ok" and line["outcome"] == "confirmed"
+    assert line["level"] == "INFO" and line["logger"] == "workers.saga" and line["ts"].endswith("+00:00")
+
+
+def test_outside_a_trace_the_id_is_null_and_the_text_line_omits_it() -> None:
+    record = _record()
+    TraceIdFilter("queue").filter(record)
+    assert orjson.loads(JsonFormatter().format(record))["trace_id"] is None
+    assert "trace=" not in TextFormatter().format(record)
+    with traced("abc12345"):
+        traced_record = _record()
+        TraceIdFilter("queue").filter(traced_record)
+    assert "[trace=abc12345] payment p1: ok" in TextFormatter().format(traced_record)
+
+
+def test_traced_restores_the_trace_before() -> None:
+    with traced("outer-trace"):
+        with traced("inner-trace"):
+            assert current_trace_id() == "inner-trace"
+        assert current_trace_id() == "outer-trace"
+    assert current_trace_id() is None
+
+
+def test_a_consumer_reads_the_trace_id_from_the_kafka_header() -> None:
+    message = RawMessage("t", 0, 1, None, b"garbage", (("event-type", b"X"), ("trace-id", b"t-42")))
+    assert message.trace_id == "t-42"
+    assert RawMessage("t", 0, 1, None, None).trace_id is None
+
+
+def test_log_settings_accept_any_case() -> None:
+    settings = LogSettings(log_level="debug", log_format="JSON")
+    assert settings.log_level == "DEBUG" and settings.log_json
