@@ -33,6 +33,10 @@ migrate: install
 token: install
 	@$(BIN)/booking-token "$(USER)" $(if $(ADMIN),--admin) $(if $(NAME),--name "$(NAME)") $(if $(PHONE),--phone "$(PHONE)")
 
+# make bench [SCENARIO="payment rush"] [BENCH_ARGS="--json bench/results/now.json"]
+bench: install
+	$(BIN)/python -m bench $(SCENARIO) $(BENCH_ARGS)
+
 # make chaos [CHAOS_ARGS="--tickets 500 --seconds 120"]: the ledger chaos run
 chaos: install
 	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)

@@ -3,7 +3,34 @@
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+# Creates the user (and wallet) or records changed contact claims, and writes nothing
+# for a known user whose claims are unchanged: unlike an upsert, which locks the row it
+# conflicts with, so every first request of a returning user cost a WAL flush. Run in
+# autocommit: one statement is its own transaction, without BEGIN and COMMIT round trips.
 ENSURE_USER = text("""
+WITH found AS (
+    SELECT name, phone_number FROM users WHERE id = :id
+), created AS (
+    INSERT INTO users (id, name, phone_number)
+    SELECT :id, :name, :phone WHERE NOT EXISTS (SELECT 1 FROM found)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id
+), changed AS (
+    UPDATE users SET name = COALESCE(:name, users.name),
+                     phone_number = COALESCE(:phone, users.phone_number), updated_at = now()
+     WHERE users.id = :id
+       AND EXISTS (SELECT 1 FROM found f
+                    WHERE (CAST(:name AS text) IS NOT NULL AND :name IS DISTINCT FROM f.name)
+                       OR (CAST(:phone AS text) IS NOT NULL
+                           AND :phone IS DISTINCT FROM f.phone_number))
+), wallet AS (
+    INSERT INTO wallets (user_id) SELECT id FROM created ON CONFLICT (user_id) DO NOTHING
+)
+SELECT EXISTS (SELECT 1 FROM found) OR EXISTS (SELECT 1 FROM created) AS settled
+""")
+# When a concurrent first request created the user between our look and our insert,
+# the upsert records our claims after theirs.
+UPSERT_USER = text("""
 WITH upserted AS (
     INSERT INTO users (id, name, phone_number) VALUES (:id, :name, :phone)
     ON CONFLICT (id) DO UPDATE
@@ -33,8 +60,11 @@ class UserRegistry:
         contact = (user_id, name, phone)
         if self._seen.get(user_id) == contact:
             return
-        async with self._engine.begin() as conn:
-            await conn.execute(ENSURE_USER, {"id": user_id, "name": name, "phone": phone})
+        params = {"id": user_id, "name": name, "phone": phone}
+        async with self._engine.connect() as conn:
+            autocommit = await conn.execution_options(isolation_level="AUTOCOMMIT")
+            if not (await autocommit.execute(ENSURE_USER, params)).scalar_one():
+                await autocommit.execute(UPSERT_USER, params)
         if len(self._seen) >= self._cache_size:
             self._seen.clear()
         self._seen[user_id] = contact

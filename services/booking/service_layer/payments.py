@@ -7,7 +7,7 @@ from uuid import UUID, uuid4
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.booking.adapters import outbox, payments, reservations, wallets
+from services.booking.adapters import outbox, payments
 from services.booking.domain.errors import NotFound, ReservationExpired
 from services.booking.domain.events import PaymentCompleted, QueueTokenExpired
 from services.booking.domain.seat_hold import Reservation, check_payable
@@ -25,22 +25,15 @@ async def pay(
     conn: AsyncConnection, user_id: str, reservation_id: UUID, queue_token: str | None,
     now: datetime, trace_id: str | None,
 ) -> PaymentReceipt:
-    """Take payment for a hold; rows are locked reservation first, then wallet."""
-    reservation = await reservations.own(conn, reservation_id, user_id, lock=True)
-    if reservation is None:
+    """Take payment for a hold: one statement locks (reservation, then wallet), one writes."""
+    locked = await payments.lock_for_payment(conn, reservation_id, user_id)
+    if locked is None:
         raise NotFound(f"no reservation {reservation_id}")
+    reservation, balance = locked
     check_payable(reservation, now)
-    after = balance_after_payment(await wallets.lock_balance(conn, user_id), reservation.price)
+    after = balance_after_payment(balance, reservation.price)
 
     receipt = PaymentReceipt(payment_id=uuid4(), ticket_id=uuid4(), reservation=reservation)
-    await wallets.record_movement(
-        conn, user_id, "USE", reservation.price, after, now, payment_id=receipt.payment_id
-    )
-    if not await payments.record_payment(
-        conn, reservation, receipt.payment_id, receipt.ticket_id, queue_token, now
-    ):
-        # The hold ran out and another user took the seat between our check and write.
-        raise ReservationExpired(f"the hold on seat {reservation.seat_no} has expired")
     events: list[Any] = [PaymentCompleted(
         payment_id=receipt.payment_id, reservation_id=reservation.id, ticket_id=receipt.ticket_id,
         user_id=user_id, schedule_id=reservation.schedule_id, seat_no=reservation.seat_no,
@@ -48,7 +41,12 @@ async def pay(
     )]
     if queue_token is not None:
         events.append(QueueTokenExpired(token=queue_token, user_id=user_id, reason="PAID"))
-    await outbox.add_events(conn, events, trace_id)
+    rows = [outbox.outbox_row(event, trace_id) for event in events]
+    if not await payments.record_payment(
+        conn, reservation, receipt.payment_id, receipt.ticket_id, queue_token, now, after, rows
+    ):
+        # The hold ran out and another user took the seat between our check and write.
+        raise ReservationExpired(f"the hold on seat {reservation.seat_no} has expired")
     return receipt
 
 

@@ -5,10 +5,11 @@ import asyncio
 from aiokafka import AIOKafkaClient
 from fastapi import APIRouter, Response
 from fastapi.responses import JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 from services.booking.entrypoints.api.deps import ServicesDep
+from services.booking.entrypoints.api.metrics import exposition_registry
 from services.booking.entrypoints.api.services import Services
 
 router = APIRouter(tags=["operations"])
@@ -60,5 +61,6 @@ async def ready(services: ServicesDep) -> JSONResponse:
 
 
 @router.get("/metrics", include_in_schema=False)
-async def metrics() -> Response:
-    return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+async def metrics(services: ServicesDep) -> Response:
+    registry = exposition_registry(services.settings.prometheus_multiproc_dir)
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -53,13 +53,13 @@ async def pay(
         caller.user_id, "payments", checked_idempotency_key(idempotency_key, required=True) or "",
         idempotency.request_hash(body),
     )
-    # A repeat is answered from the store before the queue guard: its token may be
-    # gone precisely because the first attempt paid.
-    if (replayed := await idempotency.stored_response(services.engine, key)) is not None:
-        return replayed
+    # A repeat is answered from the store even when the queue guard refuses it or Redis
+    # is down: its token may be gone precisely because the first attempt paid. A repeat
+    # whose token still passes is answered by run_once, whose claim finds the stored
+    # response; so the store is read only then, sparing every first attempt a transaction.
     try:
         token = await require_active_token(services, caller, x_queue_token)
-    except BookingError:
+    except (BookingError, RedisError):
         if (replayed := await idempotency.stored_response(services.engine, key)) is not None:
             return replayed
         raise

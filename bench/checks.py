@@ -1,0 +1,114 @@
+"""Setup that is not measured, and the correctness checks read back with SQL afterwards."""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+from dataclasses import dataclass
+from typing import Any
+from urllib.parse import urlsplit
+
+import asyncpg
+
+from bench.api import mint
+from bench.httpclient import Client, json_of
+from bench.stack import RunningStack, plain_dsn
+
+MAX_SEATS_PER_SCHEDULE = 10_000
+
+
+def create_concert(stack: RunningStack, seats: int, price: int) -> list[str]:
+    """A concert with enough schedules for `seats` seats, created through the admin API."""
+    schedules: list[dict[str, Any]] = []
+    remaining = seats
+    while remaining > 0:
+        count = min(remaining, MAX_SEATS_PER_SCHEDULE)
+        schedules.append({"starts_at": f"2027-{1 + len(schedules) % 12:02d}-01T19:00:00+09:00",
+                          "seat_count": count, "price": price})
+        remaining -= count
+    body = {"title": "Bench " + secrets.token_hex(3), "venue": "Olympic Hall", "schedules": schedules}
+    headers = {"Authorization": f"Bearer {mint(stack.env['AUTH_JWT_SECRET'], 'bench-admin', role='admin')}"}
+
+    async def create() -> dict[str, Any]:
+        address = urlsplit(stack.base_url)
+        client = Client(address.hostname or "127.0.0.1", address.port or 80, timeout=300)
+        try:
+            status, answer = await client.request("POST", "/admin/concerts", headers, body)
+        finally:
+            client.close()
+        if status != 201:
+            raise RuntimeError(f"creating the bench concert answered {status}: {answer[:300]!r}")
+        created: dict[str, Any] = json_of(answer)
+        return created
+
+    return [schedule["id"] for schedule in asyncio.run(create())["schedules"]]
+
+
+async def _fetch(stack: RunningStack, query: str, *args: Any) -> list[asyncpg.Record]:
+    connection = await asyncpg.connect(plain_dsn(stack.database_url))
+    try:
+        rows: list[asyncpg.Record] = await connection.fetch(query, *args)
+        return rows
+    finally:
+        await connection.close()
+
+
+def sql(stack: RunningStack, query: str, *args: Any) -> list[asyncpg.Record]:
+    return asyncio.run(_fetch(stack, query, *args))
+
+
+def seed_users(stack: RunningStack, prefix: str, count: int, points: int = 0) -> None:
+    """Users who registered and charged points before the run: rows exist, the API has
+    not seen them yet (setup by SQL, not measured: ten thousand charges take a while)."""
+    sql(stack, """
+        WITH made AS (
+            INSERT INTO users (id) SELECT $1 || '-' || lpad(n::text, 6, '0')
+              FROM generate_series(0, $2 - 1) AS n
+            RETURNING id
+        ), wallet AS (
+            INSERT INTO wallets (user_id, balance) SELECT id, $3 FROM made
+        )
+        INSERT INTO point_history (user_id, type, amount, balance_after)
+        SELECT id, 'CHARGE', $3, $3 FROM made WHERE $3 > 0
+    """, prefix, count, points)
+
+
+@dataclass(frozen=True)
+class Sales:
+    seats: int
+    sold: int
+    held: int
+    payments: int
+    live_tickets: int
+    seats_sold_twice: int
+
+
+def sales(stack: RunningStack, schedule_ids: list[str]) -> Sales:
+    row = sql(stack, """
+        SELECT
+          (SELECT count(*) FROM seats WHERE schedule_id = ANY($1::uuid[])) AS seats,
+          (SELECT count(*) FROM seats WHERE schedule_id = ANY($1::uuid[]) AND status = 'SOLD') AS sold,
+          (SELECT count(*) FROM seats WHERE schedule_id = ANY($1::uuid[]) AND status = 'HELD') AS held,
+          (SELECT count(*) FROM payments p JOIN reservations r ON r.id = p.reservation_id
+            WHERE r.schedule_id = ANY($1::uuid[]) AND p.status = 'PAID') AS payments,
+          (SELECT count(*) FROM tickets
+            WHERE schedule_id = ANY($1::uuid[]) AND status <> 'VOID') AS live_tickets,
+          (SELECT count(*) FROM (SELECT 1 FROM tickets WHERE schedule_id = ANY($1::uuid[])
+             AND status <> 'VOID' GROUP BY schedule_id, seat_no HAVING count(*) > 1) AS twice
+          ) AS seats_sold_twice
+    """, schedule_ids)[0]
+    return Sales(**dict(row))
+
+
+def inconsistent_wallets(stack: RunningStack, prefix: str, charged: int) -> int:
+    """Wallets of the run's users whose balance is not charge - payments = sum of history."""
+    row = sql(stack, """
+        SELECT count(*) AS wrong FROM wallets w
+         WHERE w.user_id LIKE $1 || '-%'
+           AND (w.balance <> $2 - (SELECT coalesce(sum(amount), 0) FROM payments p
+                                    WHERE p.user_id = w.user_id AND p.status = 'PAID')
+                OR w.balance <> (SELECT coalesce(sum(CASE h.type WHEN 'USE' THEN -h.amount
+                                                             ELSE h.amount END), 0)
+                                   FROM point_history h WHERE h.user_id = w.user_id))
+    """, prefix, charged)[0]
+    return int(row["wrong"])

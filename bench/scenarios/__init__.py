@@ -1,0 +1,1 @@
+"""Scenarios of `python -m bench`: each starts the stack, loads it, checks it, reports."""

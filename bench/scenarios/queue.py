@@ -1,0 +1,51 @@
+"""Waiting queue: token issues by distinct users, then position polls of those tokens."""
+
+from __future__ import annotations
+
+import argparse
+
+from bench import checks
+from bench.report import Outcome, latency, statuses
+from bench.scenarios.common import (
+    cpu_rows,
+    generator_load,
+    log_dir,
+    prefix,
+    request_summaries,
+    run_flow,
+    stack_options,
+)
+from bench.stack import running_stack
+
+# Nobody is admitted: every token stays WAITING, every poll reports a position. The grace
+# is long so that no token is dropped as abandoned between the two phases.
+SETTINGS = {"QUEUE_ADMIT_PER_SECOND": "1", "QUEUE_MAX_ACTIVE": "1",
+            "QUEUE_WAIT_GRACE_SECONDS": "3600"}
+TARGETS = {"issue": ("queue token", 5_000), "poll": ("queue poll", 8_000)}
+
+
+def run(options: argparse.Namespace) -> Outcome:
+    outcome = Outcome("waiting queue")
+    # Users who registered before (rows exist) but whom the API has not seen yet.
+    users = int(6_000 * (options.warmup + options.duration))
+    with running_stack(SETTINGS, log_dir=log_dir(options, "queue"),
+                       **stack_options(options)) as stack:
+        who = prefix("q")
+        checks.seed_users(stack, who, users)
+        result = run_flow(stack, "queue", {
+            "prefix": who, "users": users, "concurrency": options.users,
+            "warmup": options.warmup, "duration": options.duration,
+        })
+    for phase, (kind, target) in TARGETS.items():
+        by_kind = request_summaries(result[phase])
+        summary = by_kind[kind]
+        label = "token issues/s" if phase == "issue" else "position polls/s"
+        outcome.add(f"{label} ({options.users} connections)", f"{summary.per_second:,.0f}",
+                    f"≥ {target:,}", summary.per_second >= target)
+        outcome.add("  p50 / p95 / p99", latency(summary))
+        errors = sum(n for status, n in summary.statuses.items() if not status.startswith("2"))
+        outcome.add("  answers by status", statuses(summary), "no errors", errors == 0)
+        cpu_rows(outcome, result[phase], summary.count, f" ({phase})")
+        generator_load(outcome, result[phase], f" ({phase})")
+        outcome.data[phase] = vars(summary)
+    return outcome
