@@ -5,11 +5,12 @@ import os
 import shutil
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
 from services.booking.config import Settings
-from services.booking.entrypoints.api.app import create_app
+from services.booking.entrypoints.api.app import configure_api_logging, create_app
 from services.common.settings import load_settings_or_exit
 
 FACTORY = "services.booking.entrypoints.api.app:app_from_environment"
@@ -38,16 +39,17 @@ def main() -> None:
         prog="booking-api",
         description="Serve the booking API on BOOKING_HOST:BOOKING_PORT (settings: API.md §4).",
     )
-    parser.add_argument("--log-level", default="info")
     parser.add_argument(
         "--workers", type=int, default=None,
         help="uvicorn worker processes (default: WEB_CONCURRENCY, else 1)",
     )
     args = parser.parse_args()
     settings = load_settings_or_exit(Settings)
+    configure_api_logging()
     workers = args.workers or settings.web_concurrency
-    common = {
-        "host": settings.booking_host, "port": settings.booking_port, "log_level": args.log_level,
+    common: dict[str, Any] = {
+        "host": settings.booking_host, "port": settings.booking_port,
+        "log_config": None,  # uvicorn's loggers go through configure_logging's handlers
         "access_log": False, "loop": "auto", "http": "auto", "timeout_graceful_shutdown": 10,
     }
     if workers <= 1:

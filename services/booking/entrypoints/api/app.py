@@ -14,6 +14,7 @@ from services.booking.entrypoints.api.metrics import POOLS, forget_process
 from services.booking.entrypoints.api.middleware import ApiMiddleware
 from services.booking.entrypoints.api.routes import catalogue, payments, points, queue, reservations
 from services.booking.entrypoints.api.services import open_services
+from services.common.logging import LogSettings, configure_logging
 from services.common.settings import load_settings_or_exit
 
 
@@ -44,6 +45,13 @@ def create_app(settings: Settings) -> FastAPI:
     return app
 
 
+def configure_api_logging() -> None:
+    """LOG_LEVEL / LOG_FORMAT for this process; each uvicorn worker process calls it too."""
+    logs = load_settings_or_exit(LogSettings)
+    configure_logging("booking-api", logs.log_level, logs.log_json)
+
+
 def app_from_environment() -> FastAPI:
     """The app with settings from the environment: the factory each uvicorn worker calls."""
+    configure_api_logging()
     return create_app(load_settings_or_exit(Settings))
