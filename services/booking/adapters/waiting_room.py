@@ -10,6 +10,7 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.commands.core import AsyncScript
 
+from services.booking.adapters.metrics import SEAT_LOCK_ACQUIRED, SEAT_LOCK_CONTENDED, RedisTimer
 from services.booking.domain.waiting_queue import QueueTicket, eta_seconds
 
 LUA = Path(__file__).parent / "lua"
@@ -48,6 +49,14 @@ def _script(redis: Redis, name: str) -> AsyncScript:
     return redis.register_script((LUA / f"{name}.lua").read_text())
 
 
+TIMED_ISSUE = RedisTimer("queue_issue")
+TIMED_STATUS = RedisTimer("queue_status")
+TIMED_ADMIT = RedisTimer("queue_admit")
+TIMED_EXPIRE = RedisTimer("queue_expire")
+TIMED_LOCK = RedisTimer("seat_lock_acquire")
+TIMED_UNLOCK = RedisTimer("seat_lock_release")
+
+
 def _now_ms() -> int:
     return int(time.time() * 1000)
 
@@ -77,16 +86,18 @@ class WaitingRoom:
 
     async def issue(self, user_id: str) -> tuple[QueueTicket, bool]:
         """The user's live token (created=False) or a new one at the back (created=True)."""
-        token, status, position, expires, created = await self._issue(
-            keys=[self._keys.key("seq"), *self._keys.line, self._user_prefix + user_id],
-            args=[secrets.token_urlsafe(24), user_id, _now_ms(), self._token_prefix],
-        )
+        with TIMED_ISSUE():
+            token, status, position, expires, created = await self._issue(
+                keys=[self._keys.key("seq"), *self._keys.line, self._user_prefix + user_id],
+                args=[secrets.token_urlsafe(24), user_id, _now_ms(), self._token_prefix],
+            )
         return self._ticket(token, status, int(position), expires), bool(created)
 
     async def state(self, token: str, *, touch: bool = True) -> TokenState | None:
-        found = await self._status(
-            keys=self._keys.line, args=[token, _now_ms(), self._token_prefix, int(touch)]
-        )
+        with TIMED_STATUS():
+            found = await self._status(
+                keys=self._keys.line, args=[token, _now_ms(), self._token_prefix, int(touch)]
+            )
         if not found:
             return None
         user_id, status, position, expires = found
@@ -95,15 +106,17 @@ class WaitingRoom:
     async def admit(
         self, max_active: int, active_ttl_seconds: int, grace_seconds: int, batch: int = 1000
     ) -> AdmissionStep:
-        result = await self._admit(
-            keys=[*self._keys.line, self._keys.key("bucket")],
-            args=[_now_ms(), max_active, self._admit_per_second, active_ttl_seconds * 1000,
-                  grace_seconds * 1000, self._token_prefix, self._user_prefix, batch],
-        )
+        with TIMED_ADMIT():
+            result = await self._admit(
+                keys=[*self._keys.line, self._keys.key("bucket")],
+                args=[_now_ms(), max_active, self._admit_per_second, active_ttl_seconds * 1000,
+                      grace_seconds * 1000, self._token_prefix, self._user_prefix, batch],
+            )
         return AdmissionStep(*(int(value) for value in result))
 
     async def expire(self, token: str) -> None:
-        await self._expire(keys=self._keys.line, args=[token, self._token_prefix, self._user_prefix])
+        with TIMED_EXPIRE():
+            await self._expire(keys=self._keys.line, args=[token, self._token_prefix, self._user_prefix])
 
     async def active_count(self) -> int:
         return int(await self._redis.zcount(self._keys.key("active"), _now_ms(), "+inf"))
@@ -123,8 +136,11 @@ class SeatLocks:
 
     async def acquire(self, key: str) -> str | None:
         owner = secrets.token_hex(8)
-        acquired = await self._redis.set(key, owner, nx=True, px=self._lease_ms)
+        with TIMED_LOCK():
+            acquired = await self._redis.set(key, owner, nx=True, px=self._lease_ms)
+        (SEAT_LOCK_ACQUIRED if acquired else SEAT_LOCK_CONTENDED).inc()
         return owner if acquired else None
 
     async def release(self, key: str, owner: str) -> None:
-        await self._release(keys=[key], args=[owner])
+        with TIMED_UNLOCK():
+            await self._release(keys=[key], args=[owner])
