@@ -1,5 +1,6 @@
 """Users are walled off from each other; forged or stale credentials get nowhere."""
 
+import asyncio
 import base64
 import json
 import time
@@ -286,3 +287,23 @@ async def test_odd_contact_claims_never_break_a_request(
     assert response.json() == {"user_id": user, "balance": 0}
     rows = await sql(settings, "SELECT name, phone_number FROM users WHERE id = :id", id=user)
     assert len(rows) == 1
+
+
+async def test_first_requests_in_a_crowd_each_record_their_user_once(
+    booking: Booking, settings: Settings
+) -> None:
+    users = [new_user("crowd") for _ in range(300)]
+    # Two requests per user at once, each with only one of the contact claims.
+    responses = await asyncio.gather(*(
+        booking.http.get("/points", headers=auth(user, **claim))
+        for n, user in enumerate(users)
+        for claim in ({"name": f"name of {user}"}, {"phone_number": f"+82{n:08d}"})
+    ))
+    assert [r.status_code for r in responses] == [200] * 600
+    rows = await sql(settings, """
+        SELECT u.id, u.name, u.phone_number, count(w.user_id) AS wallets
+        FROM users u LEFT JOIN wallets w ON w.user_id = u.id
+        WHERE u.id = ANY(:ids) GROUP BY u.id""", ids=users)
+    assert len(rows) == len(users)
+    expected = {user: (f"name of {user}", f"+82{n:08d}", 1) for n, user in enumerate(users)}
+    assert {row["id"]: (row["name"], row["phone_number"], row["wallets"]) for row in rows} == expected
