@@ -69,6 +69,11 @@ class BookingApi:
         ticket: dict[str, Any] = json_of(body)
         return ticket
 
+    async def live(self) -> None:
+        status, body = await self.recorder.call("liveness", self.client, "GET", "/health/live", {})
+        if status != 200:
+            raise Unexpected("liveness", status, body)
+
     async def wait_active(self, user: User) -> None:
         """Take a place in line and poll until admitted, as a considerate client polls:
         soon when the ETA is short, at most every `max_poll_seconds`."""

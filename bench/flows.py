@@ -182,13 +182,14 @@ async def _grab_a_seat(api: BookingApi, user: User, schedule_id: str, attempts: 
 
 
 async def queue(raw: dict[str, Any]) -> dict[str, Any]:
-    """Token issues by distinct users for a while, then position polls of those tokens."""
+    """Token issues by distinct users for a while, then position polls of those tokens,
+    then the API's floor: a route that does nothing (no I/O, no dependency)."""
     spec = Spec(raw)
     p = spec.params
     users = spec.users(p["prefix"], p["users"])
     issued: list[User] = []
     results = {}
-    for phase in ("issue", "poll"):
+    for phase in ("issue", "poll", "floor"):
         recorder = spec.recorder()
         pending = iter(users)
         stop_at = time.monotonic() + p["warmup"] + p["duration"]
@@ -205,9 +206,11 @@ async def queue(raw: dict[str, Any]) -> dict[str, Any]:
                             return
                         await api.issue_token(user)
                         issued.append(user)
-                    else:
+                    elif phase == "poll":
                         await api.poll_token(issued[n % len(issued)])
                         n += p["concurrency"]
+                    else:
+                        await api.live()
             except Unexpected:
                 recorder.count("stopped workers")
             finally:

@@ -100,7 +100,8 @@ def run(options: argparse.Namespace) -> Outcome:
     wrapper = ("valgrind", "--tool=callgrind", "--instr-atstart=no",
                f"--callgrind-out-file={options.log_dir / 'callgrind.out.%p'}")
     with running_stack(SETTINGS, log_dir=log_dir(options, "instructions"), only_parts=["api", "queue"],
-                       api_wrapper=wrapper, ready_timeout=300) as stack:
+                       # One API process, the one valgrind runs: uvicorn's workers are children.
+                       api_workers=1, api_wrapper=wrapper, ready_timeout=300) as stack:
         pid = stack.roots()["api"]
         schedule_id = checks.create_concert(stack, 3 * REQUESTS + 100, 1_000)[0]
         figures = asyncio.run(_measure(stack, pid, schedule_id))
