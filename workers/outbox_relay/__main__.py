@@ -6,6 +6,10 @@
 Configured by environment: DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS,
 KAFKA_ENABLE_IDEMPOTENCE (false for the embedded Tansu broker), RELAY_* (see
 workers/outbox_relay/config.py). SIGINT/SIGTERM finish the batch in flight and exit.
+
+Its metrics (RELAY_METRICS_PORT) include consumer lag per group and DLQ sizes, read
+from the broker (workers/outbox_relay/broker_offsets.py); CONSUMER_GROUP_PREFIX names
+the workers' groups, as it does for the workers.
 """
 
 import asyncio

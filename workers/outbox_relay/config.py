@@ -38,6 +38,12 @@ class Settings(KafkaSettings, LogSettings):
     relay_stats_interval_seconds: Seconds = 5.0
     relay_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9101
     relay_metrics_host: str = "127.0.0.1"
+    # Consumer lag and DLQ sizes (kafka_consumer_group_lag, dlq_messages) are read
+    # from the broker this often, each read given up after the timeout.
+    relay_offsets_interval_seconds: Seconds = 5.0
+    relay_offsets_timeout_seconds: Seconds = 5.0
+    # The consumer workers' CONSUMER_GROUP_PREFIX: it names the groups whose lag we report.
+    consumer_group_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "booking"
 
     @model_validator(mode="after")
     def lease_outlasts_publish(self) -> "Settings":

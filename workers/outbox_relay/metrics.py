@@ -2,6 +2,7 @@
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
+from workers.outbox_relay.broker_offsets import OffsetGauges
 from workers.outbox_relay.store import OutboxStats
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)
@@ -50,6 +51,8 @@ class RelayMetrics:
             registry=registry,
         )
         self.broker_up.set(1)
+        # kafka_consumer_group_lag and dlq_messages, read from the broker by watch_offsets.
+        self.broker_offsets = OffsetGauges(registry)
 
     def observe_stats(self, stats: OutboxStats) -> None:
         self.backlog.set(stats.backlog)

@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from workers.common.kafka import ensure_topics, make_producer, system_topics
+from workers.outbox_relay.broker_offsets import BrokerOffsets, consumer_groups, watch_offsets
 from workers.outbox_relay.config import Settings
 from workers.outbox_relay.health import Health
 from workers.outbox_relay.metrics import RelayMetrics
@@ -80,6 +81,7 @@ async def _relay_tasks(
     )
     listening = asyncio.create_task(listener.run(), name="outbox-listener")
     running = asyncio.create_task(relay.run(), name="outbox-relay")
+    watching = asyncio.create_task(_watch_offsets(settings, metrics), name="broker-offsets")
     try:
         yield relay
     finally:
@@ -87,9 +89,21 @@ async def _relay_tasks(
         # A batch in flight finishes (bounded by the request timeout); past that,
         # cancelling is safe: its rows' leases expire and they are sent again.
         await asyncio.wait([running], timeout=settings.kafka_request_timeout_ms / 1000 + 2)
-        for task in (running, listening):
+        for task in (running, listening, watching):
             task.cancel()
-        await asyncio.gather(running, listening, return_exceptions=True)
+        await asyncio.gather(running, listening, watching, return_exceptions=True)
+
+
+async def _watch_offsets(settings: Settings, metrics: RelayMetrics) -> None:
+    reader = BrokerOffsets(
+        settings.kafka_bootstrap_servers, consumer_groups(settings.consumer_group_prefix),
+        settings.relay_offsets_timeout_seconds,
+    )
+    # Not named "broker ...": the relay's own broker health owns those log lines.
+    health = Health("lag and DLQ offsets", settings.relay_backoff_initial_seconds,
+                    settings.relay_backoff_max_seconds)
+    await watch_offsets(reader, metrics.broker_offsets, settings.relay_offsets_interval_seconds,
+                        health)
 
 
 async def _open_pool(settings: Settings) -> asyncpg.Pool:
