@@ -4,7 +4,8 @@ duplicated and stuck counts, and the duplicates idempotency absorbed shown apart
 Sources: the database (payments, outbox, processed events, sagas, tickets, refunds,
 notifications), the provider simulators' call records (what reached the outside
 world), the consumer groups' lag on the broker, the workers' JSON logs (outcomes),
-and what the client was told.
+and what the client was told. One more line: whether every fault landed on bookings in
+flight (one that landed on none tested nothing, and fails the run as a loss would).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from rich.console import Console
 from rich.table import Table
 
+from bench.chaos.timeline import Landing
 from bench.stack import plain_dsn
 
 FACTS = """
@@ -117,6 +119,7 @@ class Evidence:
     dlq_replayed: int
     dlq_left: int
     reconcile: dict[str, Any]
+    faults: list[Landing]
 
 
 @dataclass
@@ -134,13 +137,20 @@ class Row:
 @dataclass
 class Ledger:
     rows: list[Row] = field(default_factory=list)
+    faults: list[Landing] = field(default_factory=list)
 
     def total(self, column: str) -> int:
         return sum(int(getattr(row, column)) for row in self.rows)
 
     @property
+    def missed(self) -> list[Landing]:
+        """Faults that landed with no booking in flight."""
+        return [landing for landing in self.faults if not landing.hit]
+
+    @property
     def clean(self) -> bool:
-        return not (self.total("lost") or self.total("duplicated") or self.total("stuck"))
+        return not (self.total("lost") or self.total("duplicated") or self.total("stuck")
+                    or self.missed)
 
     def table(self, title: str) -> Table:
         table = Table(title=title, title_justify="left")
@@ -151,6 +161,10 @@ class Ledger:
             bad = (_bad(getattr(row, column)) for column in ("lost", "duplicated", "stuck"))
             table.add_row(row.stage, "" if row.expected is None else str(row.expected), str(row.done),
                           str(row.absorbed), *bad, row.note)
+        missed = ", ".join(f"{landing.fault} at {landing.at:.0f}s" for landing in self.missed)
+        table.add_row("faults on bookings in flight", str(len(self.faults)),
+                      str(len(self.faults) - len(self.missed)), "", "", "", "",
+                      f"[bold red]no booking in flight: {missed}[/]" if missed else "each one")
         table.add_row("total", "", "", str(self.total("absorbed")),
                       *(_bad(self.total(c)) for c in ("lost", "duplicated", "stuck")), "", style="bold")
         return table
@@ -179,7 +193,7 @@ def build(e: Evidence) -> Ledger:
     delivered = e.ids["delivered"]
     saga_lag, notifier_lag = e.lag.get("saga", 0), e.lag.get("notifier", 0)
     invariants = [check for check in e.reconcile.get("checks", []) if check["status"] != "ok"]
-    return Ledger([
+    return Ledger(faults=e.faults, rows=[
         Row("payments committed", len(e.client_paid), f["payments"],
             lost=len(e.client_paid - e.ids["payments"]), duplicated=f["double_paid"],
             stuck=e.client_gave_up, note="client 201s vs rows; stuck = purchases given up"),

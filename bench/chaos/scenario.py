@@ -1,6 +1,9 @@
 """The chaos run: book tickets while parts die and dependencies fail, recover, count.
 
-Faults, at fixed fractions of the booking window:
+Customers arrive evenly over the booking window; faults land at fixed fractions of it,
+each on bookings in flight. The window's clock stops while a fault is being injected
+(bench/chaos/timeline.py), so a slow injection delays the customers after it too. The
+faults:
 - SIGKILL of the relay and of every consumer worker (restarted a few seconds later);
 - Kakao answering 5xx (its breaker opens, SMS delivers), later Kakao and SMS both
   (notifications are parked in the DLQ);
@@ -31,6 +34,7 @@ from rich.console import Console
 from bench.chaos.client import Customers, Purchase
 from bench.chaos.ledger import Evidence, Ledger, build, consumer_offsets, database_facts
 from bench.chaos.system import CONSUMERS, System
+from bench.chaos.timeline import Clock, Landing, Traffic
 from services.common import topics
 from workers.common.kafka import KafkaSettings, ensure_topics, system_topics
 
@@ -45,6 +49,7 @@ class Plan:
     seconds: float = 60.0
     refused_every: int = 25  # the venue refuses (4xx) every Nth seat
     settle_timeout: float = 240.0
+    busy_timeout: float = 10.0  # how long a fault waits for a booking in flight
 
 
 @dataclass
@@ -52,12 +57,18 @@ class Run:
     system: System
     plan: Plan
     console: Console
-    started: float = field(default_factory=time.monotonic)
+    clock: Clock = field(default_factory=Clock)
+    traffic: Traffic = field(default_factory=Traffic)
+    landings: list[Landing] = field(default_factory=list)
     republished: int = 0
     restarts: list[asyncio.Task[None]] = field(default_factory=list)
 
+    def elapsed(self, at: float | None = None) -> float:
+        """Wall seconds since the run started (until `at`, a monotonic time)."""
+        return (time.monotonic() if at is None else at) - self.clock.started
+
     def say(self, message: str) -> None:
-        self.console.print(f"[dim]{time.monotonic() - self.started:6.1f}s[/] {message}", highlight=False)
+        self.console.print(f"[dim]{self.elapsed():6.1f}s[/] {message}", highlight=False)
 
     async def execute(self) -> Ledger:
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=200)) as http:
@@ -70,6 +81,7 @@ class Run:
             await asyncio.gather(*self.restarts)
         self.say(f"booked: {sum(p.payment is not None for p in purchases)} paid; "
                  f"client retries: {dict(customers.retries)}")
+        self.report_landings()
         for purchase in customers.gave_up:
             self.say(f"[bold red]given up[/] seat {purchase.seat_no} ({purchase.user}): {purchase.failure}")
         for provider in ("kakao", "sms", "venue"):
@@ -80,13 +92,14 @@ class Run:
         return build(await self.evidence(purchases, customers, parked, replayed))
 
     async def book(self, customers: Customers) -> list[Purchase]:
-        """Customers arrive evenly over the window, each buying one seat."""
-        plan, deadline = self.plan, time.monotonic() + self.plan.seconds + self.plan.settle_timeout
+        """Customers arrive evenly over the window (on its clock), each buying one seat."""
+        plan = self.plan
         gap = plan.seconds / plan.tickets
 
         async def arrive(seat_no: int) -> Purchase:
-            await asyncio.sleep(seat_no * gap)
-            return await customers.buy(seat_no, deadline)
+            await self.clock.until(seat_no * gap)
+            deadline = time.monotonic() + plan.seconds + plan.settle_timeout
+            return await self.traffic.booking(customers.buy(seat_no, deadline))
 
         return list(await asyncio.gather(*(arrive(seat) for seat in range(1, plan.tickets + 1))))
 
@@ -112,13 +125,34 @@ class Run:
             (0.72, "SIGKILL relay, saga, notifier, token-expiry", self.kill([last[k] for k in both])),
             (0.85, "SIGKILL relay", self.kill([first["relay"]])),
         ]
-        shift = 0.0  # a long action (the broker's restart) delays the faults after it
         for at, what, action in timeline:
-            await asyncio.sleep(max(0.0, self.started + shift + at * self.plan.seconds - time.monotonic()))
-            self.say(f"[bold yellow]fault[/] {what}")
-            began = time.monotonic()
+            await self.inject(at * self.plan.seconds, what, action)
+
+    async def inject(self, planned: float, what: str, action: Action) -> None:
+        """At `planned` seconds of the window, on bookings in flight; the clock stops meanwhile."""
+        await self.clock.until(planned)
+        await self.traffic.busy(self.plan.busy_timeout)
+        arrived, in_flight, began = self.traffic.arrived, self.traffic.in_flight, time.monotonic()
+        self.say(f"[bold yellow]fault[/] {what} ({arrived}/{self.plan.tickets} customers arrived, "
+                 f"{in_flight} bookings in flight)")
+        with self.clock.stopped_while():
             await action()
-            shift += max(0.0, time.monotonic() - began - 1.0)
+        self.landings.append(Landing(what, planned, self.elapsed(began), arrived, in_flight,
+                                     time.monotonic() - began, self.traffic.in_flight))
+
+    def report_landings(self) -> None:
+        first, last = self.traffic.first, self.traffic.last
+        span = (f"{self.elapsed(first):.1f}s to {self.elapsed(last):.1f}s"
+                if first is not None and last is not None else "none")
+        self.say(f"fault timing (customers arrived {span}; the window's clock stopped "
+                 f"{self.clock.stopped:.1f}s for injections):")
+        for landing in self.landings:
+            verdict = "" if landing.hit else "  [bold red]no booking in flight: tested nothing[/]"
+            self.console.print(
+                f"  {landing.at:6.1f}s (window {landing.planned:5.1f}s) {landing.fault}: "
+                f"{landing.arrived}/{self.plan.tickets} arrived, {landing.in_flight} in flight; "
+                f"injected in {landing.took:.1f}s, {landing.in_flight_after} in flight after{verdict}",
+                highlight=False)
 
     def kill(self, names: list[str], down_for: float = 3.0) -> Action:
         async def act() -> None:
@@ -170,7 +204,7 @@ class Run:
             part.kill()
             part.start()
         await self.until_ready([part.name for part in consumers])
-        window = int(time.monotonic() - self.started) + 60
+        window = int(self.elapsed()) + 60
         done = await asyncio.to_thread(system.command, "workers.outbox_relay", "republish",
                                        "--since", f"{window}s", "--json")
         assert done.returncode == 0, done.stderr
@@ -242,5 +276,5 @@ class Run:
             client_paid={str(p.payment["id"]) for p in purchases if p.payment is not None},
             client_gave_up=len(customers.gave_up), republished=self.republished,
             dlq_parked=parked, dlq_replayed=replayed, dlq_left=await self.dead_letters(),
-            reconcile=json.loads(reconcile.stdout or "{}"),
+            reconcile=json.loads(reconcile.stdout or "{}"), faults=self.landings,
         )
