@@ -36,3 +36,10 @@ def load_settings_or_exit(cls: type[S]) -> S:
     except InvalidSettings as error:
         print(f"error: {error}", file=sys.stderr)
         raise SystemExit(2) from None
+
+
+def exit_on_help(doc: str | None) -> None:
+    """`--help`: print how the deployable is configured (its module docstring), and exit."""
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print((doc or "").strip())
+        raise SystemExit(0)

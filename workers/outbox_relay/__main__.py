@@ -21,7 +21,7 @@ import sys
 from prometheus_client import start_http_server
 
 from services.common.logging import configure_logging
-from services.common.settings import load_settings_or_exit
+from services.common.settings import exit_on_help, load_settings_or_exit
 from workers.outbox_relay import republish
 from workers.outbox_relay.config import Settings
 from workers.outbox_relay.metrics import RelayMetrics
@@ -54,6 +54,7 @@ def main() -> None:
     if sys.argv[1:2] == ["republish"]:  # the operator command, not the relay
         republish.main(sys.argv[2:])
         return
+    exit_on_help(__doc__)
     settings = load_settings_or_exit(Settings)
     configure_logging("outbox-relay", settings.log_level, settings.log_json)
     quiet_kafka_client()

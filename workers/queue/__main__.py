@@ -1,4 +1,11 @@
-"""`booking-worker queue`: waiting-room admission, token and hold expiry."""
+"""`booking-worker queue`: waiting-room admission, token and hold expiry.
+
+Moves the head of the line to ACTIVE at QUEUE_ADMIT_PER_SECOND, never above
+QUEUE_MAX_ACTIVE; forgets expired and abandoned tokens (QUEUE_WAIT_GRACE_SECONDS);
+releases seat holds past HOLD_TTL_SECONDS. Configured by the API's environment
+(DATABASE_URL, REDIS_URL, QUEUE_*) plus QUEUE_METRICS_PORT / QUEUE_METRICS_HOST for
+its /metrics. One process is enough; a second one is safe (every step is atomic).
+"""
 
 import asyncio
 import contextlib
@@ -9,7 +16,7 @@ from redis.asyncio import Redis
 from services.booking.adapters.database import create_engine
 from services.booking.config import Settings
 from services.common.logging import configure_logging
-from services.common.settings import load_settings_or_exit
+from services.common.settings import exit_on_help, load_settings_or_exit
 from workers.queue.admission import run
 from workers.queue.config import Settings as QueueWorkerSettings
 
@@ -25,6 +32,7 @@ async def serve(settings: Settings) -> None:
 
 
 def main() -> None:
+    exit_on_help(__doc__)
     settings = load_settings_or_exit(QueueWorkerSettings)
     configure_logging("queue", settings.log_level, settings.log_json)
     if settings.queue_metrics_port:
