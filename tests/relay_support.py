@@ -1,4 +1,5 @@
-"""Helpers for the outbox relay, DLQ and consumer tests: private databases, events, topics, a collector.
+"""Helpers for the outbox relay, DLQ and consumer tests: private databases, events, topics,
+batches produced and offsets committed, a collector.
 
 Their shared fixtures are in tests/integration/conftest.py.
 """
@@ -16,7 +17,7 @@ from typing import Any
 
 import asyncpg
 import orjson
-from aiokafka import AIOKafkaConsumer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy.engine import make_url
 
 from services.booking.adapters.migrate import upgrade_to_head
@@ -114,6 +115,39 @@ async def insert_events(
     aggregates, seqs = zip(*events, strict=True)
     records = await connection.fetch(INSERT, event_type, topic, list(aggregates), list(seqs), pad)
     return [record[0] for record in records]
+
+
+async def produce(producer: AIOKafkaProducer, topic: str, per_partition: dict[int, int]) -> None:
+    """Send `count` messages to each partition as one record batch, as the relay does.
+
+    (Tansu's ListOffsets counts a batch as one offset: single sends would hide that.)
+    """
+    for partition, count in per_partition.items():
+        batch = producer.create_batch()
+        for n in range(count):
+            assert batch.append(key=b"k", value=b"%d" % n, timestamp=None) is not None
+        await (await producer.send_batch(batch, topic, partition=partition))
+
+
+async def consume(kafka: str, group: str, topic: str, partitions: range, count: int,
+                  commit: dict[int, int]) -> list[Any]:
+    """Read `count` messages of `topic` in `group`, then commit the offsets `commit` names."""
+    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group,
+                                enable_auto_commit=False, auto_offset_reset="earliest")
+    await consumer.start()
+    try:
+        consumer.assign([TopicPartition(topic, p) for p in partitions])
+        records: list[Any] = []
+        deadline = time.monotonic() + 15
+        while len(records) < count:
+            assert time.monotonic() < deadline, f"read {len(records)} of {count}"
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records += batch
+        if commit:
+            await consumer.commit({TopicPartition(topic, p): o for p, o in commit.items()})
+        return records
+    finally:
+        await consumer.stop()
 
 
 @dataclass

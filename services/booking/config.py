@@ -12,6 +12,7 @@ PostgresUrl = Annotated[
 RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["redis", "rediss", "unix"])]
 
 Positive = Annotated[int, Field(ge=1)]
+Seconds = Annotated[float, Field(gt=0)]
 
 
 class Settings(BaseSettings):
@@ -46,6 +47,14 @@ class Settings(BaseSettings):
     # PROMETHEUS_MULTIPROC_DIR and summed over the workers.
     web_concurrency: Annotated[int, Field(ge=1, default_factory=lambda: os.cpu_count() or 1)]
     prometheus_multiproc_dir: str | None = None
+    # The system view on /metrics (entrypoints/api/system_metrics.py): the consumer groups
+    # whose lag it reports, named as the workers name them (their CONSUMER_GROUP_PREFIX),
+    # and how long each source may take before its series are left out of a scrape.
+    consumer_group_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "booking"
+    metrics_db_timeout_seconds: Seconds = 1.0
+    metrics_broker_timeout_seconds: Seconds = 2.0
+    # Each API process reads the broker's offsets at most this often, however often scraped.
+    metrics_broker_cache_seconds: Seconds = 5.0
 
     @field_validator("auth_jwt_secret")
     @classmethod

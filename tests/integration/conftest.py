@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
 
 import asyncpg
 import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.relay_support import asyncpg_dsn, private_database
+from workers.devstack.embedded import RunningServer, start_broker
 
 
 @pytest.fixture
@@ -29,6 +31,21 @@ async def connection(outbox_db: str) -> AsyncIterator[asyncpg.Connection]:
 @pytest.fixture
 async def producer(kafka_bootstrap: str) -> AsyncIterator[AIOKafkaProducer]:
     producer = AIOKafkaProducer(bootstrap_servers=kafka_bootstrap, acks="all")
+    await producer.start()
+    yield producer
+    await producer.stop()
+
+
+@pytest.fixture
+def broker(server_log_dir: Path) -> Iterator[RunningServer]:
+    """A broker of this test's own: its system topics hold only what the test puts there."""
+    with start_broker(log_dir=server_log_dir) as server:
+        yield server
+
+
+@pytest.fixture
+async def own_producer(broker: RunningServer) -> AsyncIterator[AIOKafkaProducer]:
+    producer = AIOKafkaProducer(bootstrap_servers=broker.url, acks="all")
     await producer.start()
     yield producer
     await producer.stop()

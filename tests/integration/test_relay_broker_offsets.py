@@ -10,21 +10,28 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
-from typing import Any
+from collections.abc import Callable
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient
 from prometheus_client import CollectorRegistry
 
 from services.common import topics
-from tests.relay_support import insert_events, relay_settings, topic_with_dead_letters, unique_topic
+from services.common.broker_offsets import BrokerOffsets
+from tests.relay_support import (
+    consume,
+    insert_events,
+    produce,
+    relay_settings,
+    topic_with_dead_letters,
+    unique_topic,
+)
 from workers.common.dead_letters import park
-from workers.devstack.embedded import RunningServer, start_broker
+from workers.devstack.embedded import RunningServer
 from workers.devstack.processes import free_port
-from workers.outbox_relay.broker_offsets import BrokerOffsets, OffsetGauges, watch_offsets
+from workers.outbox_relay.broker_offsets import OffsetGauges, watch_offsets
 from workers.outbox_relay.health import Health
 from workers.outbox_relay.metrics import RelayMetrics
 from workers.outbox_relay.service import running_relay
@@ -32,21 +39,6 @@ from workers.outbox_relay.service import running_relay
 pytestmark = pytest.mark.integration
 
 Samples = dict[tuple[str, ...], float]
-
-
-@pytest.fixture
-def broker(server_log_dir) -> Iterator[RunningServer]:
-    """A broker of this test's own: its system topics hold only what the test puts there."""
-    with start_broker(log_dir=server_log_dir) as server:
-        yield server
-
-
-@pytest.fixture
-async def own_producer(broker: RunningServer) -> AsyncIterator[AIOKafkaProducer]:
-    producer = AIOKafkaProducer(bootstrap_servers=broker.url, acks="all")
-    await producer.start()
-    yield producer
-    await producer.stop()
 
 
 def samples(registry: CollectorRegistry, name: str) -> Samples:
@@ -59,39 +51,6 @@ async def until(condition: Callable[[], bool], within: float, what: str) -> None
     while not condition():
         assert time.monotonic() < deadline, what
         await asyncio.sleep(0.1)
-
-
-async def produce(producer: AIOKafkaProducer, topic: str, per_partition: dict[int, int]) -> None:
-    """Send `count` messages to each partition as one record batch, as the relay does.
-
-    (Tansu's ListOffsets counts a batch as one offset: single sends would hide that.)
-    """
-    for partition, count in per_partition.items():
-        batch = producer.create_batch()
-        for n in range(count):
-            assert batch.append(key=b"k", value=b"%d" % n, timestamp=None) is not None
-        await (await producer.send_batch(batch, topic, partition=partition))
-
-
-async def consume(kafka: str, group: str, topic: str, partitions: range, count: int,
-                  commit: dict[int, int]) -> list[Any]:
-    """Read `count` messages of `topic` in `group`, then commit the offsets `commit` names."""
-    consumer = AIOKafkaConsumer(bootstrap_servers=kafka, group_id=group,
-                                enable_auto_commit=False, auto_offset_reset="earliest")
-    await consumer.start()
-    try:
-        consumer.assign([TopicPartition(topic, p) for p in partitions])
-        records: list[Any] = []
-        deadline = time.monotonic() + 15
-        while len(records) < count:
-            assert time.monotonic() < deadline, f"read {len(records)} of {count}"
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                records += batch
-        if commit:
-            await consumer.commit({TopicPartition(topic, p): o for p, o in commit.items()})
-        return records
-    finally:
-        await consumer.stop()
 
 
 async def test_relay_serves_exact_lag_and_dlq_sizes_and_survives_a_broker_outage(

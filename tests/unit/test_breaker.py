@@ -166,3 +166,22 @@ async def test_a_definite_4xx_is_not_a_breaker_failure_but_a_5xx_is() -> None:
         with pytest.raises(BreakerOpen):
             await caller.post_json("http://provider/send", {"message_id": "m-1"})
     assert len(requests) == 4
+
+
+async def test_watchers_see_every_transition_and_a_failing_one_breaks_no_call() -> None:
+    breaker = AsyncCircuitBreaker(provider_name(), fail_max=1, reset_timeout=RESET_SECONDS)
+    created = breaker.changed_at
+    seen: list[BreakerState] = []
+
+    def broken(_: BreakerState) -> None:
+        raise RuntimeError("a watcher's bug")
+
+    breaker.watch(broken)
+    breaker.watch(seen.append)
+    await trip(breaker, 1)  # ProviderDown, not the watcher's RuntimeError
+    opened = breaker.changed_at
+    assert opened > created
+    await asyncio.sleep(RESET_SECONDS * 1.5)
+    assert await breaker.call(succeed) == "ok"
+    assert seen == [BreakerState.OPEN, BreakerState.HALF_OPEN, BreakerState.CLOSED]
+    assert breaker.changed_at > opened

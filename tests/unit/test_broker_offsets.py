@@ -10,13 +10,9 @@ import pytest
 from prometheus_client import CollectorRegistry, generate_latest
 
 from services.common import topics
+from services.common.broker_offsets import Offsets, consumer_groups, partition_lag
 from workers.common.consumer_settings import ConsumerSettings
-from workers.outbox_relay.broker_offsets import (
-    OffsetGauges,
-    Offsets,
-    consumer_groups,
-    partition_lag,
-)
+from workers.outbox_relay.broker_offsets import OffsetGauges
 
 pytestmark = pytest.mark.unit
 

@@ -9,8 +9,10 @@ decide it inside that same synchronous call, after the awaited work is done.
 """
 
 import contextlib
+import logging
 import time
 from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
 from enum import IntEnum
 from typing import TypeVar
 
@@ -19,6 +21,7 @@ import pybreaker
 from workers.common.metrics import PROVIDER_CIRCUIT_BREAKER_STATE
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 
 class BreakerState(IntEnum):
@@ -102,6 +105,8 @@ class AsyncCircuitBreaker:
         self._clock = clock
         self._opened_at = float("-inf")
         self._trial_in_flight = False
+        self.changed_at = datetime.now(UTC)  # wall clock: reported beyond this process
+        self._watchers: list[Callable[[BreakerState], None]] = []
         self._gauge = PROVIDER_CIRCUIT_BREAKER_STATE.labels(provider=provider)
         self._gauge.set(BreakerState.CLOSED)
         self._breaker = pybreaker.CircuitBreaker(
@@ -119,6 +124,14 @@ class AsyncCircuitBreaker:
     def fail_counter(self) -> int:
         """Consecutive failures counted since the last success."""
         return self._breaker.fail_counter
+
+    def watch(self, callback: Callable[[BreakerState], None]) -> None:
+        """Call `callback(new_state)` on every state change, inside the call that caused it.
+
+        It must be quick and must not await: it runs on the provider call's path, and
+        before pybreaker stores the new state (`self.state` still reads the old one).
+        """
+        self._watchers.append(callback)
 
     async def call(self, operation: Callable[[], Awaitable[T]]) -> T:
         """Await `operation` if the breaker admits it, and record how it ended."""
@@ -166,4 +179,10 @@ class AsyncCircuitBreaker:
     def _on_state_change(self, state: BreakerState) -> None:
         if state is BreakerState.OPEN:
             self._opened_at = self._clock()
+        self.changed_at = datetime.now(UTC)
         self._gauge.set(state)
+        for watcher in self._watchers:
+            try:
+                watcher(state)
+            except Exception:  # a watcher's bug must not fail the provider call
+                log.exception("breaker watcher of %s failed", self.provider)

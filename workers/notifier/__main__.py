@@ -18,6 +18,7 @@ from services.notifier.adapters.kakao import KakaoAlimTalkClient
 from services.notifier.adapters.sms import SmsClient
 from services.notifier.config import Settings
 from services.notifier.service import DeliveryFailed, NotificationUnknown, Notifier
+from workers.common.breaker_publisher import publishing_breaker_states
 from workers.common.consumer import EventConsumer, Route
 from workers.common.consumer_metrics import NOTIFICATIONS
 from workers.common.database import create_worker_engine, is_database_outage
@@ -46,13 +47,13 @@ async def notifier_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
     )
     try:
         async with httpx.AsyncClient() as http, dead_letter_producer(settings, group) as producer:
+            callers = (ResilientCaller("kakao", http, settings.kakao_policy),
+                       ResilientCaller("sms", http, settings.sms_policy))
             kakao = KakaoAlimTalkClient(
-                ResilientCaller("kakao", http, settings.kakao_policy),
-                base_url=str(settings.kakao_api_url),
+                callers[0], base_url=str(settings.kakao_api_url),
                 api_key=settings.kakao_api_key.get_secret_value(), sender_key=settings.kakao_sender_key,
             )
-            sms = SmsClient(ResilientCaller("sms", http, settings.sms_policy),
-                            base_url=str(settings.sms_api_url),
+            sms = SmsClient(callers[1], base_url=str(settings.sms_api_url),
                             api_key=settings.sms_api_key.get_secret_value())
             notifier = Notifier(engine, kakao, sms)
 
@@ -69,12 +70,14 @@ async def notifier_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
                          request.template, request.user_id, result,
                          extra={"notification_id": str(request.notification_id), "outcome": result})
 
-            yield EventConsumer(
-                group, {"NotificationRequested": Route(on_notification_requested)}, producer,
-                # Both providers were already retried by their callers: park at once.
-                permanent=(DeliveryFailed, NotificationUnknown),
-                is_outage=is_database_outage, policy=settings.consumer_policy,
-            )
+            # The kakao and sms breakers' states, for the API's /metrics.
+            async with publishing_breaker_states(engine, [caller.breaker for caller in callers]):
+                yield EventConsumer(
+                    group, {"NotificationRequested": Route(on_notification_requested)}, producer,
+                    # Both providers were already retried by their callers: park at once.
+                    permanent=(DeliveryFailed, NotificationUnknown),
+                    is_outage=is_database_outage, policy=settings.consumer_policy,
+                )
     finally:
         await engine.dispose()
 

@@ -12,8 +12,9 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
+from services.common.broker_offsets import BrokerOffsets, consumer_groups
 from workers.common.kafka import ensure_topics, make_producer, system_topics
-from workers.outbox_relay.broker_offsets import BrokerOffsets, consumer_groups, watch_offsets
+from workers.outbox_relay.broker_offsets import watch_offsets
 from workers.outbox_relay.config import Settings
 from workers.outbox_relay.health import Health
 from workers.outbox_relay.metrics import RelayMetrics
@@ -97,7 +98,7 @@ async def _relay_tasks(
 async def _watch_offsets(settings: Settings, metrics: RelayMetrics) -> None:
     reader = BrokerOffsets(
         settings.kafka_bootstrap_servers, consumer_groups(settings.consumer_group_prefix),
-        settings.relay_offsets_timeout_seconds,
+        settings.relay_offsets_timeout_seconds, client_id="outbox-relay-offsets",
     )
     # Not named "broker ...": the relay's own broker health owns those log lines.
     health = Health("lag and DLQ offsets", settings.relay_backoff_initial_seconds,

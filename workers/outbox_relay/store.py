@@ -8,6 +8,8 @@ from datetime import datetime
 
 import asyncpg
 
+from services.common.outbox_stats import STATS, OutboxStats
+
 # A row is claimable when it is live, not leased by a live relay, and no older row
 # of its aggregate is still unpublished (leased elsewhere, pending or dead). So one
 # aggregate has at most one row in flight across all relays, and a row is never
@@ -53,14 +55,6 @@ FROM unnest($1::bigint[], $2::text[]) AS failed (id, error)
 WHERE outbox.id = failed.id AND outbox.lease_token = $3
 """
 
-STATS = """
-SELECT count(*) FILTER (WHERE dead_at IS NULL) AS backlog,
-       count(*) FILTER (WHERE dead_at IS NOT NULL) AS dead,
-       coalesce(extract(epoch FROM clock_timestamp()
-           - min(occurred_at) FILTER (WHERE dead_at IS NULL)), 0)::float8 AS oldest_age
-FROM outbox WHERE published_at IS NULL
-"""
-
 PURGE = """
 DELETE FROM outbox WHERE id IN (
     SELECT id FROM outbox
@@ -81,13 +75,6 @@ class OutboxRow:
     trace_id: str | None
     payload: str  # JSON text, spliced into the envelope as is
     occurred_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class OutboxStats:
-    backlog: int
-    dead: int
-    oldest_age_seconds: float
 
 
 def asyncpg_dsn(database_url: str) -> str:

@@ -18,6 +18,7 @@ from services.booking.service_layer.saga import PaymentUnknown, TicketSaga
 from services.common import topics
 from services.common.logging import configure_logging
 from services.common.settings import load_settings_or_exit
+from workers.common.breaker_publisher import publishing_breaker_states
 from workers.common.consumer import EventConsumer, Route
 from workers.common.consumer_metrics import SAGA_OUTCOMES
 from workers.common.database import create_worker_engine, is_database_outage
@@ -45,8 +46,8 @@ async def saga_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
     )
     try:
         async with httpx.AsyncClient() as http, dead_letter_producer(settings, group) as producer:
-            venue = VenueClient(ResilientCaller("venue", http, settings.venue_policy),
-                                base_url=str(settings.venue_api_url))
+            caller = ResilientCaller("venue", http, settings.venue_policy)
+            venue = VenueClient(caller, base_url=str(settings.venue_api_url))
             saga = TicketSaga(engine, venue, settings.venue_breaker_reset_seconds)
 
             async def on_payment_completed(envelope: Envelope) -> None:
@@ -56,14 +57,16 @@ async def saga_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
                 log.info("payment %s: %s", payment.payment_id, outcome,
                          extra={"payment_id": str(payment.payment_id), "outcome": outcome})
 
-            yield EventConsumer(
-                group, {"PaymentCompleted": Route(on_payment_completed)}, producer,
-                # The saga's own output shares the payment's partition.
-                ignored={"PaymentRefunded"},
-                # A refund that would break the wallet limit needs a person, not a retry.
-                permanent=(PaymentUnknown, BalanceLimitExceeded),
-                is_outage=is_database_outage, policy=settings.consumer_policy,
-            )
+            # The venue breaker's state, for the API's /metrics.
+            async with publishing_breaker_states(engine, [caller.breaker]):
+                yield EventConsumer(
+                    group, {"PaymentCompleted": Route(on_payment_completed)}, producer,
+                    # The saga's own output shares the payment's partition.
+                    ignored={"PaymentRefunded"},
+                    # A refund that would break the wallet limit needs a person, not a retry.
+                    permanent=(PaymentUnknown, BalanceLimitExceeded),
+                    is_outage=is_database_outage, policy=settings.consumer_policy,
+                )
     finally:
         await engine.dispose()
 

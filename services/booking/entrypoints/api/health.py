@@ -11,6 +11,7 @@ from sqlalchemy import text
 from services.booking.entrypoints.api.deps import ServicesDep
 from services.booking.entrypoints.api.metrics import exposition_registry
 from services.booking.entrypoints.api.services import Services
+from services.booking.entrypoints.api.system_metrics import FAMILIES
 
 router = APIRouter(tags=["operations"])
 CHECK_TIMEOUT = 2.0
@@ -62,5 +63,6 @@ async def ready(services: ServicesDep) -> JSONResponse:
 
 @router.get("/metrics", include_in_schema=False)
 async def metrics(services: ServicesDep) -> Response:
-    registry = exposition_registry(services.settings.prometheus_multiproc_dir)
+    system = await services.system_view.families()
+    registry = exposition_registry(services.settings.prometheus_multiproc_dir, system, FAMILIES)
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

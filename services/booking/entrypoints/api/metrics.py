@@ -4,12 +4,16 @@ With several uvicorn workers (PROMETHEUS_MULTIPROC_DIR set before the workers st
 prometheus_client keeps every value in a file per process and /metrics sums them,
 so one scrape of any worker sees the whole API. Pool gauges are therefore set when
 connections are checked out and in, rather than read by a collector at scrape time,
-which would see only the worker that happens to answer the scrape.
+which would see only the worker that happens to answer the scrape. The system view
+(system_metrics.py: outbox, lag, DLQ, breakers) is the opposite case: the same for every
+worker, so it is read at scrape time by the one that answers, and never summed.
 """
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
+from prometheus_client.core import Metric
+from prometheus_client.registry import Collector
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
@@ -81,12 +85,41 @@ class PoolGauges:
 POOLS = PoolGauges()
 
 
-def exposition_registry(multiproc_dir: str | None) -> CollectorRegistry:
-    """What /metrics exposes: this process's registry, or the sum over all workers."""
-    if multiproc_dir is None:
-        return REGISTRY
+class _Read:
+    """Families read beforehand (the system view is read with awaits, a collector cannot)."""
+
+    def __init__(self, families: Sequence[Metric]) -> None:
+        self._families = families
+
+    def collect(self) -> Iterable[Metric]:
+        return self._families
+
+
+class _Without:
+    """`collector`'s families but the named ones, which only the system view may supply.
+
+    (A process that imported a worker module, as tests do, has its own gauges of those names.)
+    """
+
+    def __init__(self, collector: Collector, names: frozenset[str]) -> None:
+        self._collector = collector
+        self._names = names
+
+    def collect(self) -> Iterable[Metric]:
+        return [family for family in self._collector.collect() if family.name not in self._names]
+
+
+def exposition_registry(
+    multiproc_dir: str | None, system: Sequence[Metric] = (), replaces: frozenset[str] = frozenset()
+) -> CollectorRegistry:
+    """What /metrics exposes: this process's registry, or the sum over all workers, with the
+    system view (system_metrics.py) read for this scrape in place of the `replaces` families."""
+    process: Collector = REGISTRY
+    if multiproc_dir is not None:
+        process = multiprocess.MultiProcessCollector(None, path=multiproc_dir)  # type: ignore[no-untyped-call]
     registry = CollectorRegistry()
-    multiprocess.MultiProcessCollector(registry, path=multiproc_dir)  # type: ignore[no-untyped-call]
+    registry.register(_Without(process, replaces))
+    registry.register(_Read(system))
     return registry
 
 

@@ -12,6 +12,7 @@ from services.booking.adapters.users import UserRegistry
 from services.booking.adapters.waiting_room import SeatLocks, WaitingRoom
 from services.booking.config import Settings
 from services.booking.entrypoints.api.auth import TokenVerifier
+from services.booking.entrypoints.api.system_metrics import SystemView, system_view
 
 REDIS_MAX_CONNECTIONS = 5_000
 
@@ -25,6 +26,7 @@ class Services:
     tokens: TokenVerifier
     waiting_room: WaitingRoom
     seat_locks: SeatLocks | None
+    system_view: SystemView
 
 
 @asynccontextmanager
@@ -38,13 +40,16 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
         str(settings.redis_url), decode_responses=True, socket_timeout=2,
         socket_connect_timeout=2, max_connections=REDIS_MAX_CONNECTIONS,
     )
+    system = system_view(settings, engine)
     try:
         yield Services(
             settings=settings, engine=engine, redis=redis, users=UserRegistry(engine),
             tokens=TokenVerifier(settings.auth_jwt_secret),
             waiting_room=WaitingRoom(redis, settings.queue_admit_per_second, settings.queue_namespace),
             seat_locks=SeatLocks(redis) if settings.redis_locks_enabled else None,
+            system_view=system,
         )
     finally:
+        await system.aclose()
         await redis.aclose()
         await engine.dispose()

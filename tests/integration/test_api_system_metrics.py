@@ -1,0 +1,285 @@
+"""The API's /metrics as a view of the whole system (API.md §2): outbox backlog, consumer
+lag, DLQ sizes and the workers' circuit breakers, read at scrape time from a real
+PostgreSQL and a real broker, and left out, never failing the scrape, when either is away.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import secrets
+import time
+from collections.abc import AsyncIterator, Callable
+from contextlib import asynccontextmanager
+
+import asyncpg
+import httpx
+import pytest
+from aiokafka import AIOKafkaProducer
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.booking.config import Settings
+from services.common import topics
+from tests.relay_support import consume, insert_events, produce
+from tests.support import Booking, free_port, make_settings, serve_api, sql
+from workers.common.breaker import BreakerState
+from workers.common.breaker_publisher import publishing_breaker_states
+from workers.common.database import create_worker_engine
+from workers.common.dead_letters import park
+from workers.common.http_resilience import (
+    BreakerOpen,
+    ResiliencePolicy,
+    ResilientCaller,
+    RetryPolicy,
+    TransientFailure,
+)
+from workers.common.kafka import KafkaSettings, ensure_topics, system_topics
+from workers.devstack.embedded import RunningServer
+
+pytestmark = pytest.mark.integration
+
+SYSTEM_FAMILIES = {
+    "outbox_backlog", "outbox_oldest_unpublished_age_seconds", "outbox_dead_rows",
+    "kafka_consumer_group_lag", "dlq_messages", "provider_circuit_breaker_state",
+}
+# One attempt per call, open after two failures, no trial for a minute.
+TRIPS_FAST = ResiliencePolicy(timeout=1, retry=RetryPolicy(max_attempts=1), breaker_fail_max=2,
+                              breaker_reset_timeout=60)
+
+
+class Scrape:
+    def __init__(self, text: str) -> None:
+        self.text = text
+        families = list(text_string_to_metric_families(text))
+        self.families = {family.name for family in families}
+        self.samples = {(sample.name, frozenset(sample.labels.items())): sample.value
+                        for family in families for sample in family.samples}
+
+    def value(self, name: str, **labels: str) -> float | None:
+        return self.samples.get((name, frozenset(labels.items())))
+
+    def of(self, name: str) -> dict[tuple[str, ...], float]:
+        return {tuple(value for _, value in sorted(labels)): value
+                for (sample, labels), value in self.samples.items() if sample == name}
+
+
+async def scrape(http: httpx.AsyncClient) -> Scrape:
+    response = await http.get("/metrics")
+    assert response.status_code == 200, response.text
+    return Scrape(response.text)
+
+
+async def timed_scrape(http: httpx.AsyncClient) -> tuple[Scrape, float]:
+    started = time.monotonic()
+    result = await scrape(http)
+    return result, time.monotonic() - started
+
+
+@asynccontextmanager
+async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """An API of this test's own (its own database, broker or timeouts)."""
+    async with serve_api(settings) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+        yield http
+
+
+async def until(http: httpx.AsyncClient, condition: Callable[[Scrape], bool], within: float,
+                what: str) -> Scrape:
+    deadline = time.monotonic() + within
+    while True:
+        result = await scrape(http)
+        if condition(result):
+            return result
+        assert time.monotonic() < deadline, f"{what}:\n{result.text}"
+        await asyncio.sleep(0.1)
+
+
+@pytest.fixture
+async def silent_address() -> AsyncIterator[str]:
+    """A server that accepts connections and never answers (a hung broker or database)."""
+    async def never_answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()  # until the client hangs up
+        writer.close()
+
+    server = await asyncio.start_server(never_answer, "127.0.0.1", 0)
+    yield f"127.0.0.1:{server.sockets[0].getsockname()[1]}"
+    server.close()
+    await server.wait_closed()
+
+
+async def test_outbox_series_are_the_unpublished_rows_of_the_database(
+    outbox_db: str, connection: asyncpg.Connection, redis_url: str, kafka_bootstrap: str,
+) -> None:
+    async with api(make_settings(outbox_db, redis_url, kafka_bootstrap)) as http:
+        empty = await scrape(http)
+        assert empty.value("outbox_backlog") == 0
+        assert empty.value("outbox_dead_rows") == 0
+        assert empty.value("outbox_oldest_unpublished_age_seconds") == 0
+
+        ids = await insert_events(connection, topics.PAYMENTS, [(f"agg-{n}", n) for n in range(7)])
+        await connection.execute(
+            "UPDATE outbox SET dead_at = clock_timestamp() WHERE event_id::text = $1", ids[0])
+        await connection.execute(
+            "UPDATE outbox SET published_at = clock_timestamp() WHERE event_id::text = ANY($1)",
+            ids[1:3])
+        await connection.execute(
+            "UPDATE outbox SET occurred_at = occurred_at - interval '90 seconds'"
+            " WHERE event_id::text = $1", ids[3])
+        after = await scrape(http)
+
+    assert after.value("outbox_backlog") == 4  # 7 rows, one dead, two published
+    assert after.value("outbox_dead_rows") == 1
+    age = after.value("outbox_oldest_unpublished_age_seconds")
+    assert age is not None and 90 <= age < 150, age
+
+
+async def test_lag_and_dead_letters_come_from_the_broker_and_are_cached_between_scrapes(
+    settings: Settings, broker: RunningServer, own_producer: AIOKafkaProducer,
+) -> None:
+    prefix = "apilag" + secrets.token_hex(3)
+    await ensure_topics(KafkaSettings(kafka_bootstrap_servers=broker.url), system_topics())
+    # The saga group read ten payments but committed p0 up to 4 and p1 up to 3; p2 has no
+    # commit, so all of it counts: 1 + 0 + 2 behind.
+    await produce(own_producer, topics.PAYMENTS, {0: 5, 1: 3, 2: 2})
+    await consume(broker.url, f"{prefix}-ticket-saga", topics.PAYMENTS, range(3), 10,
+                  commit={0: 4, 1: 3})
+    # The notifier parked two of its three messages and committed all three.
+    await produce(own_producer, topics.NOTIFICATIONS, {0: 3})
+    records = await consume(broker.url, f"{prefix}-notifier", topics.NOTIFICATIONS, range(1), 3,
+                            commit={0: 3})
+    for record in records[:2]:
+        await park(own_producer, topic=record.topic, partition=record.partition,
+                   offset=record.offset, key=record.key, value=record.value,
+                   headers=record.headers, error=ValueError("poison"), attempts=3,
+                   consumer=f"{prefix}-notifier")
+    own = settings.model_copy(update={
+        "kafka_bootstrap_servers": broker.url, "consumer_group_prefix": prefix,
+        "metrics_broker_cache_seconds": 3.0,
+    })
+
+    async with api(own) as http:
+        first = await scrape(http)
+        assert first.of("kafka_consumer_group_lag") == {
+            (f"{prefix}-ticket-saga", topics.PAYMENTS): 3,
+            (f"{prefix}-notifier", topics.NOTIFICATIONS): 0,
+            (f"{prefix}-token-expiry", topics.QUEUE_TOKENS): 0,
+        }
+        expected_dlq = {(f"{topic}.dlq",): 0.0 for topic in topics.ALL}
+        expected_dlq[(f"{topics.NOTIFICATIONS}.dlq",)] = 2
+        assert first.of("dlq_messages") == expected_dlq
+
+        await produce(own_producer, topics.PAYMENTS, {2: 2})
+        cached = await scrape(http)  # within the 3 s: the broker is not asked again
+        assert cached.value("kafka_consumer_group_lag", group=f"{prefix}-ticket-saga",
+                            topic=topics.PAYMENTS) == 3
+        await until(http, lambda s: s.value("kafka_consumer_group_lag", group=f"{prefix}-ticket-saga",
+                                             topic=topics.PAYMENTS) == 5,
+                    within=10, what="the lag was never read again")
+
+
+@pytest.mark.parametrize("broker_state", ["refused", "silent"])
+async def test_an_unreachable_broker_leaves_lag_out_and_the_scrape_fast(
+    settings: Settings, silent_address: str, broker_state: str,
+) -> None:
+    address = silent_address if broker_state == "silent" else f"127.0.0.1:{free_port()}"
+    own = settings.model_copy(update={
+        "kafka_bootstrap_servers": address, "metrics_broker_timeout_seconds": 1.0,
+        "metrics_broker_cache_seconds": 30.0,
+    })
+    async with api(own) as http:
+        first, took = await timed_scrape(http)
+        assert took < 2.5, took  # the broker's timeout, not aiokafka's defaults
+        again, took_again = await timed_scrape(http)
+        assert took_again < 0.5, took_again  # the failed read is cached too
+    for result in (first, again):
+        assert not {"kafka_consumer_group_lag", "dlq_messages"} & result.families, result.text
+        # The database half of the view, and the API's own metrics, are still there.
+        assert result.value("outbox_backlog") is not None
+        assert "http_requests" in result.families
+
+
+@pytest.mark.parametrize("database_state", ["refused", "silent"])
+async def test_an_unreachable_database_leaves_its_series_out_and_the_scrape_fast(
+    settings: Settings, silent_address: str, database_state: str,
+) -> None:
+    address = silent_address if database_state == "silent" else f"127.0.0.1:{free_port()}"
+    own = settings.model_copy(update={
+        "database_url": f"postgresql+asyncpg://booking@{address}/booking",
+        "metrics_db_timeout_seconds": 0.5,
+    })
+    async with api(own) as http:
+        result, took = await timed_scrape(http)
+    assert took < 2.5, took
+    lost = {"outbox_backlog", "outbox_dead_rows", "outbox_oldest_unpublished_age_seconds",
+            "provider_circuit_breaker_state"}
+    assert not lost & result.families, result.text
+    assert "kafka_consumer_group_lag" in result.families  # the broker still answers
+
+
+async def test_an_open_breaker_in_a_worker_shows_as_the_highest_state_of_live_processes(
+    booking: Booking, settings: Settings,
+) -> None:
+    provider = "venue-" + secrets.token_hex(4)
+    refused = f"http://127.0.0.1:{free_port()}/v1/registrations"
+    engine = create_worker_engine(settings.database_dsn, pool_size=2, application_name="breaker-test")
+
+    def state(result: Scrape) -> float | None:
+        return result.value("provider_circuit_breaker_state", provider=provider)
+
+    try:
+        async with httpx.AsyncClient() as client:
+            steady = ResilientCaller(provider, client, TRIPS_FAST)
+            tripping = ResilientCaller(provider, client, TRIPS_FAST)
+            # Heartbeats a minute apart: only the transition itself can publish it in time.
+            async with publishing_breaker_states(engine, [steady.breaker], instance="replica-a",
+                                                 heartbeat=60):
+                async with publishing_breaker_states(engine, [tripping.breaker],
+                                                     instance="replica-b", heartbeat=60):
+                    await until(booking.http, lambda s: state(s) == 0, within=5,
+                                what="the closed breakers were never published")
+                    for _ in range(2):
+                        with pytest.raises(TransientFailure):
+                            await tripping.post_json(refused, {"registration_id": "r"})
+                    assert tripping.breaker.state is BreakerState.OPEN
+                    opened = await until(booking.http, lambda s: state(s) == 2, within=3,
+                                         what="the open breaker was not published at once")
+                    # One family, the system view's: not also this test process's own gauge.
+                    assert opened.text.count("# TYPE provider_circuit_breaker_state gauge") == 1
+
+                # replica-b stopped (its breaker is still open in this process): replica-a's
+                # closed one is all that is left.
+                await until(booking.http, lambda s: state(s) == 0, within=3,
+                            what="a stopped process still counted")
+                await sql(settings, "UPDATE provider_breaker_states SET seen_at = now() - interval"
+                          " '1 hour' WHERE provider = :provider", provider=provider)
+                stale = await scrape(booking.http)
+                assert state(stale) is None, "a process without heartbeats still counted"
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("database_state", ["refused", "silent"])
+async def test_a_database_outage_never_delays_a_provider_call_nor_stops_the_publisher(
+    silent_address: str, database_state: str,
+) -> None:
+    address = silent_address if database_state == "silent" else f"127.0.0.1:{free_port()}"
+    engine = create_worker_engine(f"postgresql+asyncpg://booking@{address}/booking", pool_size=1,
+                                  application_name="breaker-test")
+    refused = f"http://127.0.0.1:{free_port()}/v1/registrations"
+    try:
+        async with httpx.AsyncClient() as client:
+            caller = ResilientCaller("venue-" + secrets.token_hex(4), client, TRIPS_FAST)
+            async with publishing_breaker_states(engine, [caller.breaker], heartbeat=0.2):
+                for _ in range(2):
+                    started = time.monotonic()
+                    with pytest.raises(TransientFailure):
+                        await caller.post_json(refused, {"registration_id": "r"})
+                    assert time.monotonic() - started < 0.5
+                with pytest.raises(BreakerOpen):
+                    await caller.post_json(refused, {"registration_id": "r"})
+                await asyncio.sleep(2.5)  # failed writes, one of them timed out when silent
+                publishers = [task for task in asyncio.all_tasks()
+                              if task.get_name() == "breaker-states"]
+                assert len(publishers) == 1 and not publishers[0].done()
+                stopping = time.monotonic()
+            assert time.monotonic() - stopping < 3  # the last write (forget) is bounded too
+    finally:
+        await engine.dispose()
