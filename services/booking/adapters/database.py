@@ -16,6 +16,10 @@ class MeasuredPool(AsyncAdaptedQueuePool):
     `_do_get` is where every checkout takes a pooled connection, opens one, or waits.
     """
 
+    # SQLAlchemy names a pool's logger after its class: keep the name its own pools log
+    # under (quiet by default), not one under `services`, which logs at INFO.
+    _sqla_logger_namespace = "sqlalchemy.pool.impl.AsyncAdaptedQueuePool"
+
     def _do_get(self) -> ConnectionPoolEntry:
         with waiting_for_connection():
             return super()._do_get()

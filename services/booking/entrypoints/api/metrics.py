@@ -9,10 +9,21 @@ which would see only the worker that happens to answer the scrape. The system vi
 worker, so it is read at scrape time by the one that answers, and never summed.
 """
 
+import os
 from collections.abc import Callable, Iterable, Sequence
+from functools import partial
+from pathlib import Path
 
-from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram, multiprocess
-from prometheus_client.core import Metric
+from prometheus_client import (
+    REGISTRY,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    ProcessCollector,
+    multiprocess,
+)
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -109,6 +120,48 @@ class _Without:
         return [family for family in self._collector.collect() if family.name not in self._names]
 
 
+class ApiProcesses:
+    """process_* of the whole API when uvicorn runs workers: the supervisor and its children.
+
+    Memory and CPU are summed over them (a leak in any worker shows), the start time is
+    the supervisor's (the deployable restarted). Without this, the multiprocess exposition
+    has no process_* at all, and the memory and restart alerts never see the API.
+    """
+
+    def __init__(self, supervisor: Callable[[], int] = os.getppid) -> None:
+        self._supervisor = supervisor
+
+    def collect(self) -> Iterable[Metric]:
+        supervisor = self._supervisor()
+        values: dict[str, float] = {}
+        for pid in (supervisor, *_children(supervisor)):
+            for family in ProcessCollector(pid=partial(int, pid), registry=None).collect():
+                for sample in family.samples:
+                    if sample.name == "process_start_time_seconds":
+                        values.setdefault(sample.name, sample.value)  # the supervisor's
+                    else:
+                        values[sample.name] = values.get(sample.name, 0.0) + sample.value
+        if "process_resident_memory_bytes" not in values:
+            return []  # no /proc here
+        return [
+            GaugeMetricFamily("process_resident_memory_bytes", "Resident memory of the API's processes",
+                              value=values["process_resident_memory_bytes"]),
+            GaugeMetricFamily("process_start_time_seconds", "Start of the API's supervisor process",
+                              value=values["process_start_time_seconds"]),
+            CounterMetricFamily("process_cpu_seconds", "CPU time of the API's live processes",
+                                value=values.get("process_cpu_seconds_total", 0.0)),
+            GaugeMetricFamily("process_open_fds", "Open file descriptors of the API's processes",
+                              value=values.get("process_open_fds", 0.0)),
+        ]
+
+
+def _children(pid: int) -> list[int]:
+    try:
+        return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+    except OSError:
+        return []
+
+
 def exposition_registry(
     multiproc_dir: str | None, system: Sequence[Metric] = (), replaces: frozenset[str] = frozenset()
 ) -> CollectorRegistry:
@@ -119,6 +172,8 @@ def exposition_registry(
         process = multiprocess.MultiProcessCollector(None, path=multiproc_dir)  # type: ignore[no-untyped-call]
     registry = CollectorRegistry()
     registry.register(_Without(process, replaces))
+    if multiproc_dir is not None:
+        registry.register(ApiProcesses())
     registry.register(_Read(system))
     return registry
 

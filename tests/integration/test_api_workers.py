@@ -1,0 +1,85 @@
+"""booking-api with several uvicorn workers: /metrics speaks for all of them."""
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from services.booking.config import Settings
+from tests.support import JWT_SECRET, auth, free_port, new_user
+
+pytestmark = pytest.mark.integration
+WORKERS = 2
+
+
+@pytest.fixture
+def api_with_workers(settings: Settings) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    port = free_port()
+    env = {**os.environ, "DATABASE_URL": str(settings.database_url),
+           "REDIS_URL": str(settings.redis_url),
+           "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+           "AUTH_JWT_SECRET": JWT_SECRET, "BOOKING_PORT": str(port), "WEB_CONCURRENCY": str(WORKERS),
+           "QUEUE_NAMESPACE": settings.queue_namespace}
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    api = subprocess.Popen([str(Path(sys.executable).parent / "booking-api")], env=env)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            assert api.poll() is None, "booking-api exited"
+            assert time.monotonic() < deadline, "booking-api did not start"
+            try:
+                if httpx.get(url + "/health/live", timeout=2).status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.2)
+        yield url, api
+    finally:
+        api.send_signal(signal.SIGTERM)
+        api.wait(30)
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
+
+
+def _samples(exposition: str) -> dict[str, float]:
+    return {sample.name: sample.value for family in text_string_to_metric_families(exposition)
+            for sample in family.samples if not sample.labels}
+
+
+def _rss(pid: int) -> int:
+    return int(Path(f"/proc/{pid}/statm").read_text().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
+async def test_metrics_count_every_worker_and_the_memory_of_all_processes(
+    api_with_workers: tuple[str, subprocess.Popen[bytes]],
+) -> None:
+    url, api = api_with_workers
+    children = _children(api.pid)
+    assert len(children) >= WORKERS  # and multiprocessing's resource tracker
+    requests = 200
+    # New connections each time, so that both workers answer some of them.
+    for _ in range(requests):
+        async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+            assert (await http.get("/points", headers=auth(new_user()))).status_code == 200
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        exposition = (await http.get("/metrics")).text
+    answered = sum(sample.value for family in text_string_to_metric_families(exposition)
+                   for sample in family.samples
+                   if sample.name == "http_requests_total" and sample.labels.get("route") == "/points")
+    assert answered == requests
+    values = _samples(exposition)
+    everyone = _rss(api.pid) + sum(_rss(pid) for pid in children)
+    # Summed over the supervisor and both workers (memory moves a little between reads).
+    assert 0.8 * everyone <= values["process_resident_memory_bytes"] <= 1.25 * everyone
+    assert values["process_resident_memory_bytes"] > 1.5 * max(_rss(pid) for pid in children)
+    started = os.stat(f"/proc/{api.pid}").st_mtime
+    assert abs(values["process_start_time_seconds"] - started) < 5
