@@ -16,6 +16,7 @@ SAGA_OUTCOMES = Counter(
 
 NOTIFICATIONS = Counter(
     "notifications",
-    "Notifications by result (delivered per channel, skipped, failed, duplicate).",
+    "Notifications by result (delivered per channel, skipped, failed, duplicate; unavailable: an"
+    " attempt that found both breakers open, retried then parked).",
     ["result", "channel"],
 )

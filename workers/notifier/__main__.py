@@ -17,7 +17,7 @@ from services.common.settings import load_settings_or_exit
 from services.notifier.adapters.kakao import KakaoAlimTalkClient
 from services.notifier.adapters.sms import SmsClient
 from services.notifier.config import Settings
-from services.notifier.service import DeliveryFailed, NotificationUnknown, Notifier
+from services.notifier.service import ChannelsUnavailable, DeliveryFailed, NotificationUnknown, Notifier
 from workers.common.breaker_publisher import publishing_breaker_states
 from workers.common.consumer import EventConsumer, Route
 from workers.common.consumer_metrics import NOTIFICATIONS
@@ -63,6 +63,9 @@ async def notifier_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
                     result = await notifier.deliver(request, envelope.trace_id)
                 except DeliveryFailed:
                     NOTIFICATIONS.labels("failed", "").inc()
+                    raise
+                except ChannelsUnavailable:  # both breakers open: retried, then parked
+                    NOTIFICATIONS.labels("unavailable", "").inc()
                     raise
                 outcome, _, channel = result.partition(":")
                 NOTIFICATIONS.labels(outcome, channel).inc()
