@@ -29,6 +29,13 @@ log = logging.getLogger("workers.faust")
 T = TypeVar("T")
 ConsumerFactory = Callable[[], AbstractAsyncContextManager[EventConsumer]]
 
+# Messages a worker takes from aiokafka ahead of the one in hand, per poll and in its
+# stream buffer. faust's defaults (every fetched record per poll, 4,096 buffered) make
+# a worker that falls behind hold thousands of messages, tens of MB that the allocator
+# keeps after the backlog drains. One message at a time takes milliseconds, so a
+# hundred ahead is plenty to stay busy.
+PREFETCH_MESSAGES = 100
+
 
 def create_app(settings: ConsumerSettings, part: str) -> faust.App:
     group = settings.group(part)
@@ -45,6 +52,7 @@ def create_app(settings: ConsumerSettings, part: str) -> faust.App:
         broker_commit_interval=settings.consumer_commit_interval_seconds,
         topic_partitions=settings.kafka_partitions,
         topic_replication_factor=settings.kafka_replication_factor,
+        broker_max_poll_records=PREFETCH_MESSAGES, stream_buffer_maxsize=PREFETCH_MESSAGES,
     )
 
 

@@ -1,0 +1,101 @@
+"""A faust consumer worker that falls behind holds a bounded number of messages, not the backlog."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+import faust
+import pytest
+from aiokafka import AIOKafkaProducer
+from faust.types import TP
+
+from tests.relay_support import topic_with_dead_letters
+from workers.common.consumer import EventConsumer, Route
+from workers.common.consumer_settings import ConsumerSettings
+from workers.common.envelope import Envelope, encode
+from workers.common.faust_worker import PREFETCH_MESSAGES, attach_consumer, create_app
+
+pytestmark = pytest.mark.integration
+
+PARTITIONS = 8
+BACKLOG = 1_000
+# One poll in the stream buffer and one waiting to enter it.
+HELD_AT_MOST = 2 * PREFETCH_MESSAGES
+
+
+class Gate:
+    """A handler that waits at the gate until it opens, counting what it was given."""
+
+    def __init__(self) -> None:
+        self.open = asyncio.Event()
+        self.handled = 0
+
+    async def __call__(self, envelope: Envelope) -> None:
+        self.handled += 1
+        await self.open.wait()
+
+
+async def send_backlog(producer: AIOKafkaProducer, topic: str) -> None:
+    sent = []
+    for n in range(BACKLOG):
+        envelope = Envelope.new("Happened", "thing", f"thing-{n}", {"n": n, "pad": "x" * 500})
+        sent.append(await producer.send(topic, encode(envelope), key=envelope.key,
+                                        headers=envelope.headers))
+    await asyncio.gather(*sent)
+
+
+async def taken(app: faust.App, topic: str) -> int:
+    """Messages the worker has taken from its Kafka client: handled, in hand or buffered."""
+    positions = [await app.consumer.position(TP(topic, p)) for p in range(PARTITIONS)]
+    return sum(position or 0 for position in positions)
+
+
+async def held_while_stuck(app: faust.App, topic: str, gate: Gate) -> list[int]:
+    """Sample what the worker holds while its first message is stuck, until that settles."""
+    deadline = time.monotonic() + 30
+    while gate.handled == 0:  # the group is joined and the first message is in hand
+        assert time.monotonic() < deadline, "no message reached the handler"
+        await asyncio.sleep(0.1)
+    samples: list[int] = []
+    while len(samples) < 6 or len(set(samples[-6:])) > 1:
+        assert time.monotonic() < deadline, f"never settled: {samples}"
+        samples.append(await taken(app, topic) - gate.handled)
+        await asyncio.sleep(0.5)
+    return samples
+
+
+async def test_a_worker_behind_a_backlog_holds_a_bounded_number_of_messages(
+    kafka_bootstrap: str, producer: AIOKafkaProducer, tmp_path: Path
+) -> None:
+    topic = await topic_with_dead_letters(kafka_bootstrap, "prefetch", partitions=PARTITIONS)
+    await send_backlog(producer, topic)
+    gate = Gate()
+
+    @asynccontextmanager
+    async def consumer() -> AsyncIterator[EventConsumer]:
+        yield EventConsumer("prefetch-test", {"Happened": Route(gate)}, producer)
+
+    settings = ConsumerSettings(
+        kafka_bootstrap_servers=kafka_bootstrap, kafka_enable_idempotence=False,
+        kafka_partitions=PARTITIONS, consumer_group_prefix=topic.replace(".", "-"),
+        consumer_data_dir=str(tmp_path),
+    )
+    app = create_app(settings, "prefetch")
+    attach_consumer(app, [topic], consumer)
+    await app.start()
+    try:
+        samples = await held_while_stuck(app, topic, gate)
+        assert max(samples) <= HELD_AT_MOST, samples
+
+        gate.open.set()
+        deadline = time.monotonic() + 60
+        while gate.handled < BACKLOG:
+            assert time.monotonic() < deadline, f"handled {gate.handled} of {BACKLOG}"
+            await asyncio.sleep(0.1)
+    finally:
+        gate.open.set()  # faust drains its buffer before it stops
+        await app.stop()
