@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sys
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
@@ -118,13 +117,6 @@ async def dead_letter_producer(settings: ConsumerSettings, client_id: str) -> As
         yield producer
     finally:
         await producer.stop()
-
-
-def exit_on_help(doc: str | None) -> None:
-    """`--help`: print how the part is configured, and exit."""
-    if {"-h", "--help"} & set(sys.argv[1:]):
-        print((doc or "").strip())
-        raise SystemExit(0)
 
 
 def run_worker(app: faust.App, settings: ConsumerSettings, metrics_port: int) -> None:

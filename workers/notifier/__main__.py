@@ -13,7 +13,7 @@ import httpx
 from services.booking.domain.events import NotificationRequested
 from services.common import topics
 from services.common.logging import configure_logging
-from services.common.settings import load_settings_or_exit
+from services.common.settings import exit_on_help, load_settings_or_exit
 from services.notifier.adapters.kakao import KakaoAlimTalkClient
 from services.notifier.adapters.sms import SmsClient
 from services.notifier.config import Settings
@@ -28,7 +28,6 @@ from workers.common.faust_worker import (
     attach_consumer,
     create_app,
     dead_letter_producer,
-    exit_on_help,
     run_worker,
 )
 from workers.common.http_resilience import ResilientCaller

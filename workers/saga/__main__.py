@@ -17,7 +17,7 @@ from services.booking.domain.events import PaymentCompleted
 from services.booking.service_layer.saga import PaymentUnknown, TicketSaga
 from services.common import topics
 from services.common.logging import configure_logging
-from services.common.settings import load_settings_or_exit
+from services.common.settings import exit_on_help, load_settings_or_exit
 from workers.common.breaker_publisher import publishing_breaker_states
 from workers.common.consumer import EventConsumer, Route
 from workers.common.consumer_metrics import SAGA_OUTCOMES
@@ -28,7 +28,6 @@ from workers.common.faust_worker import (
     attach_consumer,
     create_app,
     dead_letter_producer,
-    exit_on_help,
     run_worker,
 )
 from workers.common.http_resilience import ResilientCaller

@@ -17,7 +17,7 @@ from services.booking.adapters.waiting_room import WaitingRoom
 from services.booking.domain.events import QueueTokenExpired
 from services.common import topics
 from services.common.logging import configure_logging
-from services.common.settings import load_settings_or_exit
+from services.common.settings import exit_on_help, load_settings_or_exit
 from workers.common.consumer import EventConsumer, Route
 from workers.common.envelope import Envelope
 from workers.common.event_data import parse_event
@@ -25,7 +25,6 @@ from workers.common.faust_worker import (
     attach_consumer,
     create_app,
     dead_letter_producer,
-    exit_on_help,
     run_worker,
 )
 from workers.token_expiry.config import Settings
