@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from services.booking.config import Settings
-from tests.support import Booking, sql
+from tests.support import Booking, free_port, sql
 from workers.devstack.simulators.server import SimulatorServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -30,6 +30,8 @@ SMS_KEY = "sms-test-key"
 KAKAO_TIMEOUT = 2.0
 BREAKER_FAIL_MAX = 5
 BREAKER_RESET = 2.0
+# The notifier serves its metrics here; the other workers serve none.
+NOTIFIER_METRICS_PORT = free_port()
 VENUE_MAX_ATTEMPTS = 3
 WORKERS = {"saga": "workers.saga", "notifier": "workers.notifier", "token-expiry": "workers.token_expiry"}
 READY_LINE = b"Worker]: Ready"
@@ -103,7 +105,8 @@ def worker_env(settings: Settings, database_url: str, kafka: str, group_prefix: 
         "KAKAO_BREAKER_RESET_SECONDS": str(BREAKER_RESET),
         "SMS_API_URL": sims["sms"].base_url, "SMS_API_KEY": SMS_KEY, "SMS_TIMEOUT_SECONDS": "2",
         "SMS_RETRY_BASE_SECONDS": "0.05", "SMS_BREAKER_RESET_SECONDS": str(BREAKER_RESET),
-        "SAGA_METRICS_PORT": "0", "NOTIFIER_METRICS_PORT": "0", "TOKEN_EXPIRY_METRICS_PORT": "0",
+        "SAGA_METRICS_PORT": "0", "TOKEN_EXPIRY_METRICS_PORT": "0",
+        "NOTIFIER_METRICS_PORT": str(NOTIFIER_METRICS_PORT),
         "LOG_LEVEL": "INFO", "LOG_FORMAT": "json",
     })
     return env

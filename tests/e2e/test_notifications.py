@@ -7,7 +7,9 @@ import json
 import time
 from typing import Any
 
+import httpx
 import pytest
+from prometheus_client.parser import text_string_to_metric_families
 from typer.testing import CliRunner
 
 from tests.e2e.flows import (
@@ -16,7 +18,7 @@ from tests.e2e.flows import (
     new_phone,
     notifications_final,
 )
-from tests.e2e.stack import BREAKER_FAIL_MAX, BREAKER_RESET, Stack, eventually
+from tests.e2e.stack import BREAKER_FAIL_MAX, BREAKER_RESET, NOTIFIER_METRICS_PORT, Stack, eventually
 from workers.dlq.cli import app as dlq_app
 
 pytestmark = pytest.mark.e2e
@@ -67,7 +69,21 @@ async def test_user_without_phone_is_skipped_and_recorded(stack: Stack) -> None:
     assert not [c for c in stack.kakao.calls() + stack.sms.calls() if c.key == paid.confirmation_id]
 
 
+async def _notification_results() -> dict[str, float]:
+    """notifications_total by result, from the notifier's own /metrics."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        text = (await http.get(f"http://127.0.0.1:{NOTIFIER_METRICS_PORT}/metrics")).text
+    totals: dict[str, float] = {}
+    for family in text_string_to_metric_families(text):
+        for sample in family.samples:
+            if sample.name == "notifications_total":
+                result = sample.labels["result"]
+                totals[result] = totals.get(result, 0.0) + sample.value
+    return totals
+
+
 async def test_both_down_parks_in_the_dlq_and_replay_delivers_each_once(stack: Stack) -> None:
+    counted = await _notification_results()
     stack.kakao.behave(mode="error", status=503)
     stack.sms.stop()  # connection refused
     paid = await buy_seats(stack, 3)
@@ -85,6 +101,13 @@ async def test_both_down_parks_in_the_dlq_and_replay_delivers_each_once(stack: S
     assert len(mine) == 3
     assert {m["error_class"] for m in mine} <= {"DeliveryFailed", "ChannelsUnavailable"}
     assert all("kakao:" in m["error"] and "sms:" in m["error"] for m in mine)
+    # Each parked one shows on the notifier's metrics (NotificationsFailing reads them): as
+    # failed once, or as unavailable on each attempt that found both breakers open.
+    now = await _notification_results()
+    causes = [m["error_class"] for m in mine]
+    assert now.get("failed", 0) - counted.get("failed", 0) >= causes.count("DeliveryFailed"), now
+    assert now.get("unavailable", 0) - counted.get("unavailable", 0) >= causes.count(
+        "ChannelsUnavailable"), (now, causes)
 
     stack.kakao.behave(mode="ok")
     stack.sms.start()
