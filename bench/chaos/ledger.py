@@ -22,6 +22,7 @@ from rich.table import Table
 
 from bench.chaos.timeline import Landing
 from bench.stack import plain_dsn
+from services.common.broker_offsets import log_end_offsets
 
 FACTS = """
 SELECT
@@ -91,11 +92,10 @@ async def consumer_offsets(kafka: str, groups: dict[str, tuple[str, str]]) -> di
         for part, (group, topic) in groups.items():
             await consumer.topics()
             partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-            end = await consumer.end_offsets(partitions) if partitions else {}
+            end = await log_end_offsets(consumer, partitions) if partitions else {}
             offsets = await admin.list_consumer_group_offsets(group, partitions=partitions)
             committed = {tp: max(offsets[tp].offset, 0) if tp in offsets else 0 for tp in partitions}
-            # Clamped: Tansu reports a partition's end as its last batch's first offset + 1,
-            # so a group can have committed past the "end".
+            # Clamped: the group may commit what arrived after the ends were read.
             found[part] = (sum(committed.values()),
                            sum(max(0, end[tp] - committed[tp]) for tp in partitions))
         return found

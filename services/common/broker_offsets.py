@@ -108,7 +108,7 @@ class BrokerOffsets:
         ]
         if not partitions:
             return Offsets({}, {})
-        ends = await _high_watermarks(consumer, await consumer.end_offsets(partitions))
+        ends = await log_end_offsets(consumer, partitions)
         starts = await consumer.beginning_offsets(partitions)
         lag: dict[tuple[str, str], int] = {}
         for group, group_topics in self._groups.items():
@@ -127,10 +127,15 @@ class BrokerOffsets:
         return Offsets(lag, held)
 
 
-async def _high_watermarks(
-    consumer: AIOKafkaConsumer, listed: dict[TopicPartition, int]
+async def log_end_offsets(
+    consumer: AIOKafkaConsumer, partitions: Sequence[TopicPartition]
 ) -> dict[TopicPartition, int]:
-    """The log end offsets, from the high watermarks of fetches at the `listed` ones."""
+    """Where each partition's log ends: one past its last record, on Kafka and on Tansu.
+
+    `AIOKafkaConsumer.end_offsets` alone misses the tail of Tansu's last record batch
+    (module docstring). Leaves `consumer` assigned to `partitions`, positions undefined.
+    """
+    listed = await consumer.end_offsets(list(partitions))
     consumer.assign(list(listed))
     for tp, offset in listed.items():
         consumer.seek(tp, offset)

@@ -10,6 +10,8 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from services.common.broker_offsets import log_end_offsets
+
 
 async def read_all(kafka: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]:
     """Every record of `topic` up to its current end, read without a consumer group."""
@@ -17,9 +19,8 @@ async def read_all(kafka: str, topic: str) -> list[ConsumerRecord[bytes, bytes]]
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in sorted(await _partitions(consumer, topic))]
-        consumer.assign(partitions)
+        end = await log_end_offsets(consumer, partitions)
         await consumer.seek_to_beginning(*partitions)
-        end = await consumer.end_offsets(partitions)
         records: list[ConsumerRecord[bytes, bytes]] = []
         while [tp for tp in partitions if await consumer.position(tp) < end[tp]]:
             for batch in (await consumer.getmany(*partitions, timeout_ms=500)).values():
@@ -56,7 +57,7 @@ async def lag(kafka: str, group: str, topic: str) -> int:
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in await _partitions(consumer, topic)]
-        end = await consumer.end_offsets(partitions)
+        end = await log_end_offsets(consumer, partitions)
     finally:
         await consumer.stop()
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka)

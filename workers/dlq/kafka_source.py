@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
+from services.common.broker_offsets import log_end_offsets
 from services.common.topics import dead_letter_topic
 from workers.common.dead_letters import DeadLetter
 from workers.common.kafka import make_producer
@@ -45,8 +46,7 @@ class DeadLetterTopics:
         partitions = self._partitions(topics)
         if not partitions:
             return []
-        self._consumer.assign(partitions)
-        ends = await self._consumer.end_offsets(partitions)
+        ends = await log_end_offsets(self._consumer, partitions)
         starts = await self._consumer.beginning_offsets(partitions)
         for tp in partitions:
             committed = await self._consumer.committed(tp) if from_committed else None
