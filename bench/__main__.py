@@ -62,6 +62,8 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
                       help="QUEUE_ADMIT_PER_SECOND during the rush")
     e2e = parser.add_argument_group("end to end")
     e2e.add_argument("--e2e-rate", type=float, default=200, help="payments per second")
+    e2e.add_argument("--venue-delay", type=float, default=0.0,
+                     help="seconds the venue simulator takes to answer (a real venue is not instant)")
     memory = parser.add_argument_group("memory")
     memory.add_argument("--soak", type=float, default=600, help="soak seconds (default 10 min)")
     memory.add_argument("--soak-rate", type=float, default=100, help="payments per second")

@@ -24,16 +24,20 @@ NEEDED_PARTS = {"relay", "saga"}
 SIMULATOR_RECORDS = 10_000  # the simulator remembers this many calls
 
 
-async def _venue_calls(url: str) -> list[dict[str, Any]]:
+async def _venue(url: str, method: str, path: str, json: Any = None) -> Any:
     address = urlsplit(url)
     client = Client(address.hostname or "127.0.0.1", address.port or 80, timeout=60)
     try:
-        status, body = await client.request("GET", "/_sim/calls")
+        status, body = await client.request(method, path, json=json)
     finally:
         client.close()
     if status != 200:
         raise RuntimeError(f"venue simulator answered {status}")
-    calls: list[dict[str, Any]] = json_of(body)["items"]
+    return json_of(body)
+
+
+async def _venue_calls(url: str) -> list[dict[str, Any]]:
+    calls: list[dict[str, Any]] = (await _venue(url, "GET", "/_sim/calls"))["items"]
     return calls
 
 
@@ -61,6 +65,10 @@ def run(options: argparse.Namespace) -> Outcome:
             outcome.add("skipped", f"make run does not start {', '.join(sorted(missing)) or 'a venue'}"
                         " yet; this scenario runs once it does")
             return outcome
+        if options.venue_delay:
+            asyncio.run(_venue(stack.env["VENUE_API_URL"], "PUT", "/_sim/behaviour",
+                               {"delay_seconds": options.venue_delay}))
+            outcome.notes.append(f"the venue simulator answered each call after {options.venue_delay} s")
         schedules = checks.create_concert(stack, max(10_000, int(rate * (seconds + 10) * 1.2)), PRICE)
         result = run_flow(stack, "payment", {
             "prefix": prefix("e2e"), "users": options.users, "charge": CHARGE,

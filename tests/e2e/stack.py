@@ -33,6 +33,8 @@ BREAKER_RESET = 2.0
 # The notifier serves its metrics here; the other workers serve none.
 NOTIFIER_METRICS_PORT = free_port()
 VENUE_MAX_ATTEMPTS = 3
+# Messages each worker handles at once (the default).
+CONSUMER_CONCURRENCY = 8
 WORKERS = {"saga": "workers.saga", "notifier": "workers.notifier", "token-expiry": "workers.token_expiry"}
 READY_LINE = b"Worker]: Ready"
 
@@ -95,7 +97,7 @@ def worker_env(settings: Settings, database_url: str, kafka: str, group_prefix: 
         "QUEUE_NAMESPACE": settings.queue_namespace, "CONSUMER_GROUP_PREFIX": group_prefix,
         "CONSUMER_SESSION_TIMEOUT_SECONDS": "6", "CONSUMER_REBALANCE_TIMEOUT_SECONDS": "4",
         "CONSUMER_COMMIT_INTERVAL_SECONDS": "0.5", "CONSUMER_RETRY_BASE_SECONDS": "0.2",
-        "CONSUMER_DATA_DIR": str(data_dir),
+        "CONSUMER_DATA_DIR": str(data_dir), "CONSUMER_CONCURRENCY": str(CONSUMER_CONCURRENCY),
         "VENUE_API_URL": sims["venue"].base_url, "VENUE_MAX_ATTEMPTS": str(VENUE_MAX_ATTEMPTS),
         "VENUE_TIMEOUT_SECONDS": "2", "VENUE_RETRY_BASE_SECONDS": "0.05",
         "VENUE_BREAKER_RESET_SECONDS": str(BREAKER_RESET),

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 
 import faust
@@ -13,11 +11,10 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from faust.types import TP
 
+from tests.consumer_support import running_worker
 from tests.relay_support import topic_with_dead_letters
-from workers.common.consumer import EventConsumer, Route
-from workers.common.consumer_settings import ConsumerSettings
 from workers.common.envelope import Envelope, encode
-from workers.common.faust_worker import PREFETCH_MESSAGES, attach_consumer, create_app
+from workers.common.faust_worker import PREFETCH_MESSAGES
 
 pytestmark = pytest.mark.integration
 
@@ -74,28 +71,16 @@ async def test_a_worker_behind_a_backlog_holds_a_bounded_number_of_messages(
     topic = await topic_with_dead_letters(kafka_bootstrap, "prefetch", partitions=PARTITIONS)
     await send_backlog(producer, topic)
     gate = Gate()
+    async with running_worker(kafka_bootstrap, topic, PARTITIONS, producer, tmp_path,
+                              {"Happened": gate}) as (app, _):
+        try:
+            samples = await held_while_stuck(app, topic, gate)
+            assert max(samples) <= HELD_AT_MOST, samples
 
-    @asynccontextmanager
-    async def consumer() -> AsyncIterator[EventConsumer]:
-        yield EventConsumer("prefetch-test", {"Happened": Route(gate)}, producer)
-
-    settings = ConsumerSettings(
-        kafka_bootstrap_servers=kafka_bootstrap, kafka_enable_idempotence=False,
-        kafka_partitions=PARTITIONS, consumer_group_prefix=topic.replace(".", "-"),
-        consumer_data_dir=str(tmp_path),
-    )
-    app = create_app(settings, "prefetch")
-    attach_consumer(app, [topic], consumer)
-    await app.start()
-    try:
-        samples = await held_while_stuck(app, topic, gate)
-        assert max(samples) <= HELD_AT_MOST, samples
-
-        gate.open.set()
-        deadline = time.monotonic() + 60
-        while gate.handled < BACKLOG:
-            assert time.monotonic() < deadline, f"handled {gate.handled} of {BACKLOG}"
-            await asyncio.sleep(0.1)
-    finally:
-        gate.open.set()  # faust drains its buffer before it stops
-        await app.stop()
+            gate.open.set()
+            deadline = time.monotonic() + 60
+            while gate.handled < BACKLOG:
+                assert time.monotonic() < deadline, f"handled {gate.handled} of {BACKLOG}"
+                await asyncio.sleep(0.1)
+        finally:
+            gate.open.set()  # faust drains its buffer before it stops

@@ -22,6 +22,9 @@ class ConsumerSettings(KafkaSettings, LogSettings):
     consumer_session_timeout_seconds: Seconds = 10.0
     consumer_rebalance_timeout_seconds: Seconds = 10.0
     consumer_commit_interval_seconds: Seconds = 1.0
+    # Messages handled at once per worker (one at a time per key, acked in offset order).
+    # Each takes a database connection while it runs: keep it within the pool size.
+    consumer_concurrency: Annotated[int, Field(ge=1, le=100)] = 8
     # faust keeps nothing here (no tables), but wants a directory of its own.
     consumer_data_dir: str | None = None
     worker_metrics_host: str = "127.0.0.1"

@@ -13,6 +13,7 @@ import logging
 import tempfile
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from functools import partial
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -23,6 +24,7 @@ from prometheus_client import start_http_server
 from workers.common.consumer import EventConsumer, RawMessage
 from workers.common.consumer_settings import ConsumerSettings
 from workers.common.kafka import ensure_topics, make_producer, system_topics
+from workers.common.ordered_concurrency import OrderedConcurrency
 
 log = logging.getLogger("workers.faust")
 T = TypeVar("T")
@@ -34,6 +36,8 @@ ConsumerFactory = Callable[[], AbstractAsyncContextManager[EventConsumer]]
 # keeps after the backlog drains. One message at a time takes milliseconds, so a
 # hundred ahead is plenty to stay busy.
 PREFETCH_MESSAGES = 100
+# How long a stopping worker lets the messages in hand finish.
+SHUTDOWN_GRACE_SECONDS = 5.0
 
 
 def create_app(settings: ConsumerSettings, part: str) -> faust.App:
@@ -66,13 +70,17 @@ def raw_message(event: Any) -> RawMessage:
     )
 
 
-def attach_consumer(app: faust.App, topics: Sequence[str], factory: ConsumerFactory) -> None:
-    """Feed every message of `topics`, one at a time, to the consumer `factory` builds.
+def attach_consumer(
+    app: faust.App, topics: Sequence[str], factory: ConsumerFactory, *, concurrency: int
+) -> None:
+    """Feed every message of `topics` to the consumer `factory` builds, `concurrency` at once.
 
-    One at a time on purpose: with agent concurrency above 1, faust 0.15 may commit
-    past a message still in flight (its gap check at the head of the acked offsets is
-    off by one), and a crash would then skip it. Scale out with processes instead:
-    the consumer group spreads the partitions over them.
+    Messages of one key are handled in order, one at a time, and every message is
+    acknowledged in offset order once all before it in its partition are handled or
+    parked (`OrderedConcurrency`). faust's own agent concurrency is not used: above
+    1, faust 0.15 may commit past a message still in flight (its gap check at the
+    head of the acked offsets is off by one), and a crash would then skip it. With
+    acks in offset order that check never matters.
     """
     channel = app.topic(*topics, value_serializer="raw", key_serializer="raw")
     started: list[EventConsumer] = []
@@ -81,8 +89,17 @@ def attach_consumer(app: faust.App, topics: Sequence[str], factory: ConsumerFact
         if not started:
             # Its resources close with the app, after the agent has stopped.
             started.append(await app.add_async_context(factory()))
-        async for event in stream.events():
-            await started[0].process(raw_message(event))
+        consumer, in_hand = started[0], OrderedConcurrency(concurrency)
+        try:
+            async for event in stream.noack().events():
+                message = raw_message(event)
+                await in_hand.submit(
+                    lane=(message.topic, message.partition), key=message.key,
+                    work=partial(consumer.process, message), release=partial(stream.ack, event),
+                )
+        finally:
+            # Stopping: what does not finish in time is read again by whoever resumes.
+            await in_hand.close(grace=SHUTDOWN_GRACE_SECONDS)
 
     app.agent(channel, name=f"{app.conf.id}.consume", concurrency=1)(consume)
 

@@ -75,7 +75,8 @@ def main() -> None:
     settings = load_settings_or_exit(Settings)
     configure_logging(PART, settings.log_level, settings.log_json)
     app = create_app(settings, PART)
-    attach_consumer(app, [topics.PAYMENTS], lambda: saga_consumer(settings))
+    attach_consumer(app, [topics.PAYMENTS], lambda: saga_consumer(settings),
+                    concurrency=settings.consumer_concurrency)
     run_worker(app, settings, settings.saga_metrics_port)
 
 

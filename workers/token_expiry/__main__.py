@@ -60,7 +60,8 @@ def main() -> None:
     settings = load_settings_or_exit(Settings)
     configure_logging(PART, settings.log_level, settings.log_json)
     app = create_app(settings, PART)
-    attach_consumer(app, [topics.QUEUE_TOKENS], lambda: token_expiry_consumer(settings))
+    attach_consumer(app, [topics.QUEUE_TOKENS], lambda: token_expiry_consumer(settings),
+                    concurrency=settings.consumer_concurrency)
     run_worker(app, settings, settings.token_expiry_metrics_port)
 
 

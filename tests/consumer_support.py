@@ -1,0 +1,38 @@
+"""A faust consumer worker run inside the test's event loop, fed by an `EventConsumer`."""
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import faust
+from aiokafka import AIOKafkaProducer
+
+from workers.common.consumer import EventConsumer, Handler, Route
+from workers.common.consumer_settings import ConsumerSettings
+from workers.common.faust_worker import attach_consumer, create_app
+
+
+@asynccontextmanager
+async def running_worker(
+    kafka: str, topic: str, partitions: int, producer: AIOKafkaProducer, data_dir: Path,
+    routes: dict[str, Handler], **settings: Any,
+) -> AsyncIterator[tuple[faust.App, ConsumerSettings]]:
+    """Start a worker consuming `topic` in a group of its own; stop it on the way out."""
+    config = ConsumerSettings(
+        kafka_bootstrap_servers=kafka, kafka_enable_idempotence=False, kafka_partitions=partitions,
+        consumer_group_prefix=topic.replace(".", "-"), consumer_data_dir=str(data_dir), **settings,
+    )
+
+    @asynccontextmanager
+    async def consumer() -> AsyncIterator[EventConsumer]:
+        yield EventConsumer("test-worker", {kind: Route(handler) for kind, handler in routes.items()},
+                            producer)
+
+    app = create_app(config, "worker")
+    attach_consumer(app, [topic], consumer, concurrency=config.consumer_concurrency)
+    await app.start()
+    try:
+        yield app, config
+    finally:
+        await app.stop()
