@@ -1,4 +1,4 @@
-"""`booking-worker saga`: the ticket saga, one PaymentCompleted at a time per process.
+"""`booking-worker saga`: the ticket saga, CONSUMER_CONCURRENCY payments at once per process.
 
 Registers each paid ticket with the venue, then confirms it, or undoes the payment
 (ticket VOID, refund, seat free) when the venue refuses or stays unreachable.
