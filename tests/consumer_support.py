@@ -8,7 +8,7 @@ from typing import Any
 import faust
 from aiokafka import AIOKafkaProducer
 
-from workers.common.consumer import EventConsumer, Handler, Route
+from workers.common.consumer import EventConsumer, Handler, IsOutage, Route, never_an_outage
 from workers.common.consumer_settings import ConsumerSettings
 from workers.common.faust_worker import attach_consumer, create_app
 
@@ -16,7 +16,7 @@ from workers.common.faust_worker import attach_consumer, create_app
 @asynccontextmanager
 async def running_worker(
     kafka: str, topic: str, partitions: int, producer: AIOKafkaProducer, data_dir: Path,
-    routes: dict[str, Handler], **settings: Any,
+    routes: dict[str, Handler], is_outage: IsOutage = never_an_outage, **settings: Any,
 ) -> AsyncIterator[tuple[faust.App, ConsumerSettings]]:
     """Start a worker consuming `topic` in a group of its own; stop it on the way out."""
     config = ConsumerSettings(
@@ -27,7 +27,7 @@ async def running_worker(
     @asynccontextmanager
     async def consumer() -> AsyncIterator[EventConsumer]:
         yield EventConsumer("test-worker", {kind: Route(handler) for kind, handler in routes.items()},
-                            producer)
+                            producer, is_outage=is_outage)
 
     app = create_app(config, "worker")
     attach_consumer(app, [topic], consumer, concurrency=config.consumer_concurrency)

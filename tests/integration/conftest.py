@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
@@ -10,7 +12,7 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.relay_support import asyncpg_dsn, private_database
-from workers.devstack.embedded import RunningServer, start_broker
+from workers.devstack.embedded import RunningServer, start_broker, start_postgres
 
 
 @pytest.fixture
@@ -49,3 +51,21 @@ async def own_producer(broker: RunningServer) -> AsyncIterator[AIOKafkaProducer]
     await producer.start()
     yield producer
     await producer.stop()
+
+
+@pytest.fixture
+def own_postgres(server_log_dir: Path) -> Iterator[RunningServer]:
+    """A PostgreSQL of this test's own, to restart."""
+    base = Path(tempfile.mkdtemp(prefix="pg-restart-"))
+    base.chmod(0o755)  # PostgreSQL runs as another user when we are root
+    try:
+        with start_postgres(base / "data", durable=False, log_dir=server_log_dir) as server:
+            yield server
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+@pytest.fixture
+def restartable_db(own_postgres: RunningServer) -> Iterator[str]:
+    with private_database(own_postgres.url) as url:
+        yield url

@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import shutil
-import tempfile
 import time
 from collections.abc import Iterator
-from pathlib import Path
 
 import asyncpg
 import pytest
@@ -19,11 +16,10 @@ from tests.relay_support import (
     assert_in_order,
     asyncpg_dsn,
     insert_events,
-    private_database,
     relay_settings,
     unique_topic,
 )
-from workers.devstack.embedded import RunningServer, start_broker, start_postgres
+from workers.devstack.embedded import RunningServer, start_broker
 from workers.outbox_relay.metrics import RelayMetrics
 from workers.outbox_relay.service import running_relay
 
@@ -87,24 +83,6 @@ async def test_backlog_drains_after_the_broker_comes_back(
     assert registry.get_sample_value("outbox_publish_errors_total", {"kind": "transient"}) > 0
     assert registry.get_sample_value("outbox_relay_broker_up") == 1
     assert await connection.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
-
-
-@pytest.fixture
-def own_postgres(server_log_dir) -> Iterator[RunningServer]:
-    """A PostgreSQL of this test's own, to restart."""
-    base = Path(tempfile.mkdtemp(prefix="relay-pg-restart-"))
-    base.chmod(0o755)  # PostgreSQL runs as another user when we are root
-    try:
-        with start_postgres(base / "data", durable=False, log_dir=server_log_dir) as server:
-            yield server
-    finally:
-        shutil.rmtree(base, ignore_errors=True)
-
-
-@pytest.fixture
-def restartable_db(own_postgres: RunningServer) -> Iterator[str]:
-    with private_database(own_postgres.url) as url:
-        yield url
 
 
 async def test_relay_reconnects_and_listens_again_after_postgres_restarts(
