@@ -10,7 +10,15 @@ from aiokafka import AIOKafkaProducer
 
 from workers.common.consumer import EventConsumer, Handler, IsOutage, Route, never_an_outage
 from workers.common.consumer_settings import ConsumerSettings
+from workers.common.envelope import Envelope, encode
 from workers.common.faust_worker import attach_consumer, create_app
+
+
+async def send(producer: AIOKafkaProducer, topic: str, messages: list[tuple[str, int]]) -> None:
+    """One "Happened" event per (key, n), sent one after another so each key's order is the log's."""
+    for key, n in messages:
+        envelope = Envelope.new("Happened", "thing", key, {"n": n})
+        await (await producer.send(topic, encode(envelope), key=envelope.key, headers=envelope.headers))
 
 
 @asynccontextmanager

@@ -60,14 +60,21 @@ async def lag(kafka: str, group: str, topic: str) -> int:
         end = await log_end_offsets(consumer, partitions)
     finally:
         await consumer.stop()
+    committed = await committed_offsets(kafka, group, partitions)
+    return sum(end[tp] - max(committed[tp], 0) for tp in partitions)
+
+
+async def committed_offsets(
+    kafka: str, group: str, partitions: list[TopicPartition]
+) -> dict[TopicPartition, int]:
+    """The group's committed offset of each partition, -1 where it committed none."""
     admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
     await admin.start()
     try:
-        committed = await admin.list_consumer_group_offsets(group, partitions=partitions)
+        offsets = await admin.list_consumer_group_offsets(group, partitions=partitions)
     finally:
         await admin.close()
-    return sum(end[tp] - max(committed[tp].offset, 0) if tp in committed else end[tp]
-               for tp in partitions)
+    return {tp: offsets[tp].offset if tp in offsets else -1 for tp in partitions}
 
 
 async def wait_consumed(kafka: str, pairs: Iterable[tuple[str, str]], within: float = 60.0) -> None:

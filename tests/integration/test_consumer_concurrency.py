@@ -10,32 +10,20 @@ from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
-from aiokafka.admin import AIOKafkaAdminClient
 
-from tests.consumer_support import running_worker
+from tests.consumer_support import running_worker, send
+from tests.e2e.kafka_tools import committed_offsets
 from tests.relay_support import topic_with_dead_letters
-from workers.common.envelope import Envelope, encode
+from workers.common.envelope import Envelope
 
 pytestmark = pytest.mark.integration
 
 CONCURRENCY = 8
 
 
-async def send(producer: AIOKafkaProducer, topic: str, messages: list[tuple[str, int]]) -> None:
-    """One message per (key, n), sent one after another so each key's order is the log's."""
-    for key, n in messages:
-        envelope = Envelope.new("Happened", "thing", key, {"n": n})
-        await (await producer.send(topic, encode(envelope), key=envelope.key, headers=envelope.headers))
-
-
 async def committed(kafka: str, group: str, partitions: list[TopicPartition]) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka)
-    await admin.start()
-    try:
-        offsets = await admin.list_consumer_group_offsets(group, partitions=partitions)
-    finally:
-        await admin.close()
-    return {tp.partition: offsets[tp].offset if tp in offsets else -1 for tp in partitions}
+    offsets = await committed_offsets(kafka, group, partitions)
+    return {tp.partition: offset for tp, offset in offsets.items()}
 
 
 async def until(condition, what: str, seconds: float = 60) -> None:

@@ -10,9 +10,8 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 
-from tests.consumer_support import running_worker
+from tests.consumer_support import running_worker, send
 from tests.e2e.kafka_tools import read_all
-from tests.integration.test_consumer_concurrency import send
 from tests.relay_support import topic_with_dead_letters
 from workers.common.database import create_worker_engine, is_database_outage
 from workers.common.envelope import Envelope
