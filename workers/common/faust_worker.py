@@ -30,11 +30,11 @@ log = logging.getLogger("workers.faust")
 T = TypeVar("T")
 ConsumerFactory = Callable[[], AbstractAsyncContextManager[EventConsumer]]
 
-# Messages a worker takes from aiokafka ahead of the one in hand, per poll and in its
+# Messages a worker takes from aiokafka ahead of those in hand, per poll and in its
 # stream buffer. faust's defaults (every fetched record per poll, 4,096 buffered) make
 # a worker that falls behind hold thousands of messages, tens of MB that the allocator
-# keeps after the backlog drains. One message at a time takes milliseconds, so a
-# hundred ahead is plenty to stay busy.
+# keeps after the backlog drains. A message takes milliseconds and a worker handles
+# CONSUMER_CONCURRENCY (8) at once, so a hundred ahead is plenty to stay busy.
 PREFETCH_MESSAGES = 100
 # How long a stopping worker lets the messages in hand finish.
 SHUTDOWN_GRACE_SECONDS = 5.0
