@@ -75,12 +75,14 @@ class BookingApi:
             raise Unexpected("liveness", status, body)
 
     async def wait_active(self, user: User) -> None:
-        """Take a place in line and poll until admitted, as a considerate client polls:
-        soon when the ETA is short, at most every `max_poll_seconds`."""
+        """Take a place in line and poll until admitted, as a considerate client polls: when
+        the answer's Retry-After says, else soon when the ETA is short, at most every
+        `max_poll_seconds`."""
         ticket = await self.issue_token(user)
         while ticket["status"] != "ACTIVE":
             eta = float(ticket.get("eta_seconds") or 0)
-            await asyncio.sleep(min(max(self.poll_seconds, eta / 2), self.max_poll_seconds))
+            wait = self.client.retry_after or min(max(self.poll_seconds, eta / 2), self.max_poll_seconds)
+            await asyncio.sleep(wait)
             ticket = await self.poll_token(user)
 
     async def charge(self, user: User, amount: int) -> None:

@@ -29,6 +29,14 @@ class _Connection(asyncio.Protocol):
         self.waiter: asyncio.Future[tuple[int, bytes]] | None = None
         self.chunks: list[bytes] = []
         self.keep_alive = True
+        self.retry_after: float | None = None
+
+    def on_message_begin(self) -> None:
+        self.retry_after = None
+
+    def on_header(self, name: bytes, value: bytes) -> None:
+        if name.lower() == b"retry-after" and value.isdigit():
+            self.retry_after = float(value)
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         # uvloop's transports do not subclass asyncio.Transport, but behave as one.
@@ -86,6 +94,11 @@ class Client:
             connection.transport = transport
             self._connection = connection
         return connection
+
+    @property
+    def retry_after(self) -> float | None:
+        """Seconds the last answer's Retry-After asked for, if it had one."""
+        return None if self._connection is None else self._connection.retry_after
 
     async def request(
         self, method: str, path: str, headers: dict[str, str] | None = None, json: Any = None
