@@ -252,3 +252,24 @@ async def test_a_waiting_token_that_stops_polling_loses_its_place(settings: Sett
         back = await _issue(booking, gone_user)
         assert back.status_code == 201 and back.json()["token"] != gone_token
         assert back.json()["position"] == 4
+
+
+async def test_waiting_answers_say_when_to_ask_again(settings: Settings) -> None:
+    rate = 2
+    async with _room(settings, queue_max_active=1, queue_admit_per_second=rate) as booking:
+        first = new_user("q")
+        active = await booking.active_token(first)
+        me = await _me(booking, first, active)
+        assert me.json()["status"] == "ACTIVE" and "retry-after" not in me.headers
+        line = await _line(booking, 120)
+        for user, body in (line[0], line[-1]):
+            assert body["status"] == "WAITING", body
+            for answer in (await _issue(booking, user), await _me(booking, user, body["token"])):
+                seconds = int(answer.headers["retry-after"])
+                # Half the ETA, jittered by at most a fifth, within 1..30 seconds.
+                half = body["eta_seconds"] / 2
+                assert max(1, math.floor(half * 0.8)) <= seconds <= min(30, math.ceil(half * 1.2)), (
+                    seconds, body)
+        near = await _me(booking, line[0][0], line[0][1]["token"])
+        far = await _me(booking, line[-1][0], line[-1][1]["token"])
+        assert int(near.headers["retry-after"]) < int(far.headers["retry-after"])

@@ -1,19 +1,25 @@
-"""`booking-api`: serve the booking HTTP API with uvicorn."""
+"""`booking-api`: serve the booking HTTP API with granian."""
 
 import argparse
 import os
 import shutil
 import tempfile
 from pathlib import Path
-from typing import Any
 
-import uvicorn
+from granian.constants import HTTPModes, Interfaces, Loops
+from granian.log import LogLevels
+from granian.server import Server
 
 from services.booking.config import Settings
-from services.booking.entrypoints.api.app import configure_api_logging, create_app
+from services.booking.entrypoints.api.logs import configure_api_logging
 from services.common.settings import load_settings_or_exit
 
+# Imported by each forked worker, never here: prometheus_client picks its storage (files
+# under PROMETHEUS_MULTIPROC_DIR, or memory) when first imported, and workers inherit that.
 FACTORY = "services.booking.entrypoints.api.app:app_from_environment"
+# Connections the kernel may queue before the workers accept them (capped by somaxconn):
+# a crowd arrives faster than any accept loop, and a dropped SYN costs its client 1-3 s.
+BACKLOG = 4096
 
 
 def metrics_directory(settings: Settings) -> tuple[Path, bool]:
@@ -41,26 +47,23 @@ def main() -> None:
     )
     parser.add_argument(
         "--workers", type=int, default=None,
-        help="uvicorn worker processes (default: WEB_CONCURRENCY, else 1)",
+        help="server worker processes (default: WEB_CONCURRENCY, else one per core)",
     )
     args = parser.parse_args()
     settings = load_settings_or_exit(Settings)
     configure_api_logging()
     workers = args.workers or settings.web_concurrency
-    common: dict[str, Any] = {
-        "host": settings.booking_host, "port": settings.booking_port,
-        "log_config": None,  # uvicorn's loggers go through configure_logging's handlers
-        "access_log": False, "loop": "auto", "http": "auto", "timeout_graceful_shutdown": 10,
-    }
-    if workers <= 1:
-        uvicorn.run(create_app(settings), **common)
-        return
-    directory, made_here = metrics_directory(settings)
+    directory, made_here = metrics_directory(settings) if workers > 1 else (None, False)
     try:
-        # Each worker builds its own app from the environment, as uvicorn requires.
-        uvicorn.run(FACTORY, factory=True, workers=workers, **common)
+        # Each worker process builds its own app from the environment (the factory).
+        Server(
+            FACTORY, factory=True, address=settings.booking_host, port=settings.booking_port,
+            interface=Interfaces.ASGI, workers=workers, loop=Loops.uvloop, http=HTTPModes.http1,
+            websockets=False, backlog=BACKLOG, log_level=LogLevels.warning,
+            workers_kill_timeout=10,
+        ).serve()
     finally:
-        if made_here:
+        if made_here and directory is not None:
             shutil.rmtree(directory, ignore_errors=True)
 
 

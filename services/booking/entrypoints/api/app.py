@@ -3,55 +3,77 @@
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
-from fastapi import FastAPI
+import orjson
+from starlette.responses import HTMLResponse, Response
+from starlette.types import ASGIApp
 
 from services.booking.config import Settings
-from services.booking.entrypoints.api import problems
-from services.booking.entrypoints.api.health import router as health_router
+from services.booking.entrypoints.api import health, openapi
+from services.booking.entrypoints.api.http import Call, Endpoint, Router
+from services.booking.entrypoints.api.logs import configure_api_logging
 from services.booking.entrypoints.api.metrics import POOLS, forget_process
 from services.booking.entrypoints.api.middleware import ApiMiddleware
 from services.booking.entrypoints.api.routes import catalogue, payments, points, queue, reservations
-from services.booking.entrypoints.api.services import open_services
-from services.common.logging import LogSettings, configure_logging
+from services.booking.entrypoints.api.services import Services, open_services
 from services.common.settings import load_settings_or_exit
 
+TITLE = "Concert booking API"
+VERSION = "1.0.0"
+DESCRIPTION = "Sells each seat once, takes each payment once. See API.md."
+ENDPOINTS: list[Endpoint] = [
+    *catalogue.ENDPOINTS, *queue.ENDPOINTS, *points.ENDPOINTS, *reservations.ENDPOINTS,
+    *payments.ENDPOINTS, *health.ENDPOINTS,
+]
 
-def create_app(settings: Settings) -> FastAPI:
+
+def documentation(endpoints: list[Endpoint]) -> list[Endpoint]:
+    """/openapi.json and /docs, made once from the endpoints they describe."""
+    document = Response(orjson.dumps(openapi.document(endpoints, TITLE, VERSION, DESCRIPTION)),
+                        media_type="application/json")
+    page = HTMLResponse(openapi.swagger_page(TITLE))
+
+    async def openapi_json(_: Call) -> Response:
+        return document
+
+    async def docs(_: Call) -> Response:
+        return page
+
+    return [Endpoint("GET", "/openapi.json", openapi_json, access="public", documented=False),
+            Endpoint("GET", "/docs", docs, access="public", documented=False)]
+
+
+class Lifetime:
+    """The services of the running app: opened by the lifespan, read by every request."""
+
+    def __init__(self) -> None:
+        self.services: Services | None = None
+
+    def current(self) -> Services:
+        assert self.services is not None, "the app serves requests only inside its lifespan"
+        return self.services
+
+
+def create_app(settings: Settings) -> ASGIApp:
+    lifetime = Lifetime()
+
     @asynccontextmanager
-    async def lifespan(_: FastAPI) -> AsyncIterator[dict[str, Any]]:
+    async def lifespan() -> AsyncIterator[None]:
         async with open_services(settings) as services:
             POOLS.track(services.engine)
+            lifetime.services = services
             try:
-                yield {"services": services}
+                yield
             finally:
+                lifetime.services = None
                 POOLS.forget(services.engine)
                 forget_process(settings.prometheus_multiproc_dir, os.getpid())
 
-    app = FastAPI(
-        title="Concert booking API", version="1.0.0", lifespan=lifespan,
-        description="Sells each seat once, takes each payment once. See API.md.",
-        # FastAPI's own OpenTelemetry hooks asked for a tracer provider on every request
-        # (6 % of a simple request's CPU) while nothing here configures OpenTelemetry:
-        # our metrics are Prometheus (metrics.py) and trace ids ride on logs and events.
-        telemetry={"tracing": False, "metrics": False, "logs": False},
-    )
-    app.add_middleware(ApiMiddleware)
-    problems.install(app)
-    for module in (catalogue, queue, points, reservations, payments):
-        app.include_router(module.router)
-    app.include_router(health_router)
-    return app
+    endpoints = [*ENDPOINTS, *documentation(ENDPOINTS)]
+    return ApiMiddleware(Router(endpoints, lifetime.current, lifespan))
 
 
-def configure_api_logging() -> None:
-    """LOG_LEVEL / LOG_FORMAT for this process; each uvicorn worker process calls it too."""
-    logs = load_settings_or_exit(LogSettings)
-    configure_logging("booking-api", logs.log_level, logs.log_json)
-
-
-def app_from_environment() -> FastAPI:
-    """The app with settings from the environment: the factory each uvicorn worker calls."""
+def app_from_environment() -> ASGIApp:
+    """The app with settings from the environment: the factory each server worker calls."""
     configure_api_logging()
     return create_app(load_settings_or_exit(Settings))

@@ -2,19 +2,20 @@
 
 import asyncio
 
+import orjson
 from aiokafka import AIOKafkaClient
-from fastapi import APIRouter, Response
-from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
+from starlette.responses import Response
 
-from services.booking.entrypoints.api.deps import ServicesDep
+from services.booking.entrypoints.api.http import Call, Endpoint
 from services.booking.entrypoints.api.metrics import exposition_registry
+from services.booking.entrypoints.api.schemas import Liveness, Readiness
 from services.booking.entrypoints.api.services import Services
 from services.booking.entrypoints.api.system_metrics import FAMILIES
 
-router = APIRouter(tags=["operations"])
 CHECK_TIMEOUT = 2.0
+LIVE = Response(orjson.dumps({"status": "ok"}), media_type="application/json")
 
 
 async def _postgres(services: Services) -> None:
@@ -44,25 +45,33 @@ async def _check(probe: object, services: Services) -> str:
     return "ok"
 
 
-@router.get("/health/live")
-async def live() -> dict[str, str]:
-    return {"status": "ok"}
+async def live(_: Call) -> Response:
+    return LIVE  # the same bytes every time; sending a response does not change it
 
 
-@router.get("/health/ready")
-async def ready(services: ServicesDep) -> JSONResponse:
+async def ready(call: Call) -> Response:
     names = ("postgres", "redis", "kafka")
     results = await asyncio.gather(
-        *(_check(probe, services) for probe in (_postgres, _redis, _kafka))
+        *(_check(probe, call.services) for probe in (_postgres, _redis, _kafka))
     )
     checks = dict(zip(names, results, strict=True))
     healthy = all(result == "ok" for result in results)
     body = {"status": "ok" if healthy else "unavailable", "checks": checks}
-    return JSONResponse(body, status_code=200 if healthy else 503)
+    return Response(orjson.dumps(body), 200 if healthy else 503, media_type="application/json")
 
 
-@router.get("/metrics", include_in_schema=False)
-async def metrics(services: ServicesDep) -> Response:
+async def metrics(call: Call) -> Response:
+    services = call.services
     system = await services.system_view.families()
     registry = exposition_registry(services.settings.prometheus_multiproc_dir, system, FAMILIES)
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+
+
+ENDPOINTS = [
+    Endpoint("GET", "/health/live", live, response=Liveness, access="public", tag="operations",
+             summary="200 while the process runs"),
+    Endpoint("GET", "/health/ready", ready, response=Readiness, access="public",
+             also={503: "a dependency is down (same body)"}, tag="operations",
+             summary="200 when PostgreSQL, Redis and Kafka answer"),
+    Endpoint("GET", "/metrics", metrics, access="public", documented=False),
+]

@@ -1,14 +1,14 @@
 """Idempotent requests: the first completed answer under a key is the answer forever."""
 
 import hashlib
-import json
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from fastapi.encoders import jsonable_encoder
-from fastapi.responses import Response
+import orjson
+from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from starlette.responses import Response
 
 from services.booking.adapters import idempotency_store as store
 from services.booking.adapters.idempotency_store import IdempotencyKey, StoredResponse
@@ -19,17 +19,19 @@ from services.booking.domain.errors import (
 )
 from services.booking.entrypoints.api.problems import booking_problem
 
-Operation = Callable[[AsyncConnection], Awaitable[Any]]
+Operation = Callable[[AsyncConnection], Awaitable[BaseModel]]
 LOCK_NOT_AVAILABLE = "55P03"
 
 
-def request_hash(body: Any) -> str:
-    canonical = json.dumps(jsonable_encoder(body), sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def request_hash(body: BaseModel) -> str:
+    canonical = orjson.dumps(body.model_dump(mode="json"), option=orjson.OPT_SORT_KEYS)
+    return hashlib.sha256(canonical).hexdigest()
 
 
-def render(body: Any) -> str:
-    return json.dumps(jsonable_encoder(body), separators=(",", ":"), ensure_ascii=False)
+def render(body: BaseModel | dict[str, Any]) -> str:
+    if isinstance(body, BaseModel):
+        return body.model_dump_json()
+    return orjson.dumps(body).decode()
 
 
 def respond(status: int, body: str) -> Response:

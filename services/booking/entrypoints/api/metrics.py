@@ -37,6 +37,49 @@ LATENCY = Histogram(
     buckets=(0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
 ERRORS = Counter("http_errors_total", "HTTP 5xx answers", ["route", "status"])
+
+
+Series = tuple[Callable[[], None], Callable[[float], None]]
+METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+
+class RequestMetrics:
+    """Counts and times answered requests, finding each label set's series once.
+
+    `labels()` looks a series up under a lock on every call; the series of a (method,
+    route, status) never change, so they are kept here after their first use.
+    """
+
+    def __init__(self) -> None:
+        self._series: dict[tuple[str, str, int], Series] = {}
+
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
+        if method not in METHODS:  # a client may send any method: the series must stay bounded
+            method = "OTHER"
+        series = self._series.get((method, route, status))
+        if series is None:
+            series = self._add(method, route, status)
+        count, time = series
+        count()
+        time(seconds)
+
+    def _add(self, method: str, route: str, status: int) -> Series:
+        counted = REQUESTS.labels(method, route, str(status))
+        timed = LATENCY.labels(method, route)
+        if status >= 500:
+            error = ERRORS.labels(route, str(status))
+
+            def count() -> None:
+                counted.inc()
+                error.inc()
+        else:
+            count = counted.inc
+        series = (count, timed.observe)
+        self._series[(method, route, status)] = series
+        return series
+
+
+REQUEST_METRICS = RequestMetrics()
 # "livesum": the sum over the worker processes that are alive.
 POOL_SIZE = Gauge("db_pool_size", "Connections the pools keep", multiprocess_mode="livesum")
 POOL_IN_USE = Gauge("db_pool_in_use", "Connections checked out", multiprocess_mode="livesum")

@@ -1,31 +1,24 @@
-"""ASGI middleware: body size limit, trace id, request metrics."""
+"""ASGI middleware: body size limit, trace id, request metrics, the router's refusals."""
 
 import time
 
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from services.booking.entrypoints.api.metrics import ERRORS, LATENCY, REQUESTS
-from services.booking.entrypoints.api.problems import problem
+from services.booking.entrypoints.api.http import route_template
+from services.booking.entrypoints.api.metrics import REQUEST_METRICS
+from services.booking.entrypoints.api.problems import ApiError, error_response
 from services.booking.entrypoints.api.tracing import TRACE_HEADER, adopt_trace_id
 
 MAX_BODY_BYTES = 64 * 1024
+TRACE_KEY = TRACE_HEADER.encode()
 
 
-class BodyTooLarge(HTTPException):
-    """Raised while reading an oversized body without Content-Length (chunked).
-
-    An HTTPException, so FastAPI's body parsing lets it through to the problem
-    handler as a 413 instead of turning it into "400 error parsing the body".
-    """
+class BodyTooLarge(ApiError):
+    """Raised while reading an oversized body without Content-Length (chunked)."""
 
     def __init__(self) -> None:
-        super().__init__(413, f"request bodies are limited to {MAX_BODY_BYTES} bytes")
-
-
-def _route_template(scope: Scope) -> str:
-    """The matched route's template (FastAPI records it in the scope), never the raw path."""
-    return str(getattr(scope.get("route"), "path", "unmatched"))
+        super().__init__(413, "PAYLOAD_TOO_LARGE", f"request bodies are limited to {MAX_BODY_BYTES} bytes")
 
 
 class ApiMiddleware:
@@ -37,11 +30,8 @@ class ApiMiddleware:
             await self.app(scope, receive, send)
             return
         headers = dict(scope["headers"])
-        trace_id = adopt_trace_id(headers.get(TRACE_HEADER.encode(), b"").decode("latin-1"))
-        declared = headers.get(b"content-length", b"0")
-        if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
-            await self._too_large(scope, receive, send)
-            return
+        trace_id = adopt_trace_id(headers.get(TRACE_KEY, b"").decode("latin-1"))
+        trace_header = (b"x-trace-id", trace_id.encode())
         status = 500
         started = time.perf_counter()
 
@@ -49,15 +39,16 @@ class ApiMiddleware:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                message.setdefault("headers", [])
-                message["headers"] = [*message["headers"], (b"x-trace-id", trace_id.encode())]
+                message["headers"] = [*message.get("headers", ()), trace_header]
             await send(message)
 
         try:
+            declared = headers.get(b"content-length", b"0")
+            if not declared.isdigit() or int(declared) > MAX_BODY_BYTES:
+                raise BodyTooLarge
             await self.app(scope, self._limited(receive), send_with_trace)
-        except BodyTooLarge:
-            await self._too_large(scope, receive, send)
-            status = 413
+        except (HTTPException, ApiError) as error:  # refused before any route answered
+            await error_response(error, "")(scope, receive, send_with_trace)
         finally:
             self._observe(scope, status, time.perf_counter() - started)
 
@@ -76,15 +67,5 @@ class ApiMiddleware:
         return limited
 
     @staticmethod
-    async def _too_large(scope: Scope, receive: Receive, send: Send) -> None:
-        response = problem(413, "PAYLOAD_TOO_LARGE", "Payload too large",
-                           f"request bodies are limited to {MAX_BODY_BYTES} bytes")
-        await response(scope, receive, send)
-
-    @staticmethod
     def _observe(scope: Scope, status: int, seconds: float) -> None:
-        route = _route_template(scope)
-        REQUESTS.labels(scope["method"], route, str(status)).inc()
-        LATENCY.labels(scope["method"], route).observe(seconds)
-        if status >= 500:
-            ERRORS.labels(route, str(status)).inc()
+        REQUEST_METRICS.observe(scope["method"], route_template(scope), status, seconds)

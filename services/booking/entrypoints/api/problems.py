@@ -1,21 +1,24 @@
 """One place that maps every error to an RFC 9457 problem response."""
 
 import logging
+from collections.abc import Mapping
 from typing import Any
 
-from fastapi import FastAPI, Request
-from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+import orjson
+from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.exceptions import HTTPException
+from starlette.requests import ClientDisconnect
+from starlette.responses import Response
 
 from services.booking.domain import errors
 
 log = logging.getLogger(__name__)
 
+PROBLEM_JSON = "application/problem+json"
 STATUS_OF: dict[type[errors.BookingError], int] = {
     errors.NotFound: 404,
     errors.SeatUnavailable: 409,
@@ -33,7 +36,7 @@ STATUS_OF: dict[type[errors.BookingError], int] = {
 HTTP_CODES = {
     400: "BAD_REQUEST", 401: "UNAUTHENTICATED", 403: "FORBIDDEN", 404: "NOT_FOUND",
     405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
-    422: "VALIDATION_FAILED", 503: "DEPENDENCY_UNAVAILABLE",
+    422: "VALIDATION_FAILED", 500: "INTERNAL_ERROR", 503: "DEPENDENCY_UNAVAILABLE",
 }
 
 
@@ -56,26 +59,30 @@ def dependency_unavailable(name: str) -> ApiError:
                     {"Retry-After": "2"})
 
 
+def validation_failed(error: ValidationError) -> ApiError:
+    first = error.errors(include_url=False, include_input=False)[0]
+    where = ".".join(str(part) for part in first.get("loc", ()))
+    return ApiError(422, "VALIDATION_FAILED", f"{where}: {first.get('msg', 'invalid request')}")
+
+
+def title_of(status: int) -> str:
+    return HTTP_CODES.get(status, "HTTP_ERROR").replace("_", " ").capitalize()
+
+
 def problem_body(status: int, code: str, title: str, detail: str) -> dict[str, Any]:
     return {"type": f"https://booking.example/problems/{code.lower().replace('_', '-')}",
             "title": title, "status": status, "detail": detail, "code": code}
 
 
 def problem(status: int, code: str, title: str, detail: str,
-            headers: dict[str, str] | None = None) -> JSONResponse:
-    return JSONResponse(problem_body(status, code, title, detail), status_code=status,
-                        media_type="application/problem+json", headers=headers)
+            headers: Mapping[str, str] | None = None) -> Response:
+    body = orjson.dumps(problem_body(status, code, title, detail))
+    return Response(body, status, headers, media_type=PROBLEM_JSON)
 
 
 def booking_problem(error: errors.BookingError) -> tuple[int, dict[str, Any]]:
     status = STATUS_OF.get(type(error), 409)
     return status, problem_body(status, error.code, error.title, error.detail)
-
-
-def _validation_detail(error: RequestValidationError) -> str:
-    first = error.errors()[0] if error.errors() else {}
-    where = ".".join(str(part) for part in first.get("loc", ()))
-    return f"{where}: {first.get('msg', 'invalid request')}"
 
 
 def _refused_data(error: Exception) -> bool:
@@ -84,49 +91,38 @@ def _refused_data(error: Exception) -> bool:
     return isinstance(sqlstate, str) and sqlstate.startswith("22")
 
 
-def install(app: FastAPI) -> None:
-    @app.exception_handler(errors.BookingError)
-    async def on_booking_error(_: Request, error: errors.BookingError) -> JSONResponse:
+def _api_error(error: ApiError) -> Response:
+    return problem(error.status, error.code, title_of(error.status), error.detail, error.headers)
+
+
+def http_exception_response(error: HTTPException) -> Response:
+    """The router's own refusals (404 for no route, 405 with Allow) as problems."""
+    code = HTTP_CODES.get(error.status_code, "HTTP_ERROR")
+    return problem(error.status_code, code, title_of(error.status_code), str(error.detail), error.headers)
+
+
+def error_response(error: Exception, request: str) -> Response:
+    """The answer to any error `request` ("METHOD /path") raised: a problem, never a stack trace."""
+    if isinstance(error, ApiError):
+        return _api_error(error)
+    if isinstance(error, errors.BookingError):
         status, body = booking_problem(error)
-        return JSONResponse(body, status_code=status, media_type="application/problem+json")
-
-    @app.exception_handler(ApiError)
-    async def on_api_error(_: Request, error: ApiError) -> JSONResponse:
-        title = HTTP_CODES.get(error.status, "Error").replace("_", " ").capitalize()
-        return problem(error.status, error.code, title, error.detail, error.headers)
-
-    @app.exception_handler(RequestValidationError)
-    async def on_invalid(_: Request, error: RequestValidationError) -> JSONResponse:
-        return problem(422, "VALIDATION_FAILED", "Validation failed", _validation_detail(error))
-
-    @app.exception_handler(StarletteHTTPException)
-    async def on_http(_: Request, error: StarletteHTTPException) -> JSONResponse:
-        code = HTTP_CODES.get(error.status_code, "HTTP_ERROR")
-        return problem(error.status_code, code, code.replace("_", " ").capitalize(),
-                       str(error.detail), getattr(error, "headers", None))
-
-    async def redis_down(_: Request, __: Exception) -> JSONResponse:
-        return await on_api_error(_, dependency_unavailable("Redis"))
-
-    async def database_down(_: Request, error: Exception) -> JSONResponse:
+        return Response(orjson.dumps(body), status, media_type=PROBLEM_JSON)
+    if isinstance(error, HTTPException):
+        return http_exception_response(error)
+    if isinstance(error, ClientDisconnect):  # nobody reads this answer
+        return problem(400, "BAD_REQUEST", "Bad request", "the client went away mid-request")
+    if isinstance(error, RedisConnectionError | RedisTimeoutError):
+        return _api_error(dependency_unavailable("Redis"))
+    if isinstance(error, IntegrityError):
+        # Constraints are the last line of defence; a request that trips one lost a race.
+        log.warning("constraint refused a write: %s", error.orig)
+        return problem(409, "CONFLICT", "Conflict", "the request conflicts with the current state")
+    if isinstance(error, DBAPIError | PoolTimeout | OSError):
         if _refused_data(error):
             return problem(422, "VALIDATION_FAILED", "Validation failed",
                            "the request holds a value the database cannot store")
         log.warning("database unavailable: %s", error)
-        return await on_api_error(_, dependency_unavailable("The database"))
-
-    for redis_error in (RedisConnectionError, RedisTimeoutError):
-        app.add_exception_handler(redis_error, redis_down)
-    for database_error in (DBAPIError, PoolTimeout, OSError):
-        app.add_exception_handler(database_error, database_down)
-
-    @app.exception_handler(IntegrityError)
-    async def on_conflict(_: Request, error: IntegrityError) -> JSONResponse:
-        # Constraints are the last line of defence; a request that trips one lost a race.
-        log.warning("constraint refused a write: %s", error.orig)
-        return problem(409, "CONFLICT", "Conflict", "the request conflicts with the current state")
-
-    @app.exception_handler(Exception)
-    async def on_unexpected(request: Request, error: Exception) -> JSONResponse:
-        log.exception("unhandled error on %s %s", request.method, request.url.path)
-        return problem(500, "INTERNAL_ERROR", "Internal error", "an unexpected error occurred")
+        return _api_error(dependency_unavailable("The database"))
+    log.error("unhandled error on %s", request, exc_info=error)
+    return problem(500, "INTERNAL_ERROR", "Internal error", "an unexpected error occurred")

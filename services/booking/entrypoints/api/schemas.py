@@ -112,6 +112,11 @@ class HistoryItem(BaseModel):
     created_at: datetime
 
 
+class HistoryQuery(Body):
+    limit: Annotated[int, Field(ge=1, le=100)] = 20
+    cursor: Annotated[str | None, Field(max_length=20)] = None
+
+
 class HistoryPage(BaseModel):
     items: list[HistoryItem]
     next_cursor: str | None
@@ -171,7 +176,18 @@ class TicketList(BaseModel):
     items: list[TicketOut]
 
 
+class Liveness(BaseModel):
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    status: Literal["ok", "unavailable"]
+    checks: dict[str, str]
+
+
 class Problem(BaseModel):
+    """An RFC 9457 problem, as every error is answered (application/problem+json)."""
+
     type: str
     title: str
     status: int

@@ -2,36 +2,22 @@
 
 import logging
 from datetime import UTC, datetime
-from uuid import UUID
 
-from fastapi import APIRouter
-from fastapi.responses import Response
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.responses import Response
 
 from services.booking.adapters import payments as payment_rows
 from services.booking.adapters.idempotency_store import IdempotencyKey
 from services.booking.domain.errors import BookingError
 from services.booking.entrypoints.api import idempotency
-from services.booking.entrypoints.api.deps import (
-    CallerDep,
-    IdempotencyKeyHeader,
-    QueueTokenHeader,
-    ServicesDep,
-    checked_idempotency_key,
-    require_active_token,
-)
-from services.booking.entrypoints.api.schemas import (
-    PayIn,
-    PaymentCreated,
-    PaymentOut,
-    TicketList,
-)
+from services.booking.entrypoints.api.guards import checked_idempotency_key, require_active_token
+from services.booking.entrypoints.api.http import Call, Endpoint
+from services.booking.entrypoints.api.schemas import PayIn, PaymentCreated, PaymentOut, TicketList
 from services.booking.entrypoints.api.tracing import current_trace_id
 from services.booking.service_layer import payments
 
 log = logging.getLogger(__name__)
-router = APIRouter(tags=["payments"])
 
 
 def _created(receipt: payments.PaymentReceipt) -> PaymentCreated:
@@ -44,13 +30,12 @@ def _created(receipt: payments.PaymentReceipt) -> PaymentCreated:
     })
 
 
-@router.post("/payments", status_code=201, response_model=PaymentCreated)
-async def pay(
-    body: PayIn, caller: CallerDep, services: ServicesDep,
-    idempotency_key: IdempotencyKeyHeader = None, x_queue_token: QueueTokenHeader = None,
-) -> Response:
+async def pay(call: Call) -> Response:
+    body = await call.body(PayIn)
+    services, caller = call.services, call.user
     key = IdempotencyKey(
-        caller.user_id, "payments", checked_idempotency_key(idempotency_key, required=True) or "",
+        caller.user_id, "payments",
+        checked_idempotency_key(call.header("idempotency-key"), required=True) or "",
         idempotency.request_hash(body),
     )
     # A repeat is answered from the store even when the queue guard refuses it or Redis
@@ -58,7 +43,7 @@ async def pay(
     # whose token still passes is answered by run_once, whose claim finds the stored
     # response; so the store is read only then, sparing every first attempt a transaction.
     try:
-        token = await require_active_token(services, caller, x_queue_token)
+        token = await require_active_token(services, caller, call.header("x-queue-token"))
     except (BookingError, RedisError):
         if (replayed := await idempotency.stored_response(services.engine, key)) is not None:
             return replayed
@@ -81,15 +66,25 @@ async def pay(
     return response
 
 
-@router.get("/payments/{payment_id}", response_model=PaymentOut)
-async def get_payment(payment_id: UUID, caller: CallerDep, services: ServicesDep) -> PaymentOut:
-    async with services.engine.connect() as conn:
-        found = await payments.get_payment(conn, caller.user_id, payment_id)
+async def get_payment(call: Call) -> PaymentOut:
+    payment_id = call.path_id("payment_id")
+    async with call.services.engine.connect() as conn:
+        found = await payments.get_payment(conn, call.user.user_id, payment_id)
     return PaymentOut.model_validate(found)
 
 
-@router.get("/tickets", response_model=TicketList)
-async def list_tickets(caller: CallerDep, services: ServicesDep) -> TicketList:
-    async with services.engine.connect() as conn:
-        items = await payment_rows.own_tickets(conn, caller.user_id)
+async def list_tickets(call: Call) -> TicketList:
+    async with call.services.engine.connect() as conn:
+        items = await payment_rows.own_tickets(conn, call.user.user_id)
     return TicketList.model_validate({"items": items})
+
+
+ENDPOINTS = [
+    Endpoint("POST", "/payments", pay, 201, PaymentCreated, body=PayIn,
+             headers=("X-Queue-Token", "Idempotency-Key"), errors=(400, 402, 404, 409, 410),
+             tag="payments", summary="Pay for a held seat (once per Idempotency-Key)"),
+    Endpoint("GET", "/payments/{payment_id}", get_payment, response=PaymentOut, errors=(404,),
+             tag="payments", summary="One of the caller's payments"),
+    Endpoint("GET", "/tickets", list_tickets, response=TicketList, tag="payments",
+             summary="The caller's tickets"),
+]

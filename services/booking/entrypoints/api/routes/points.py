@@ -2,50 +2,42 @@
 
 import re
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Query
-from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncConnection
+from starlette.responses import Response
 
 from services.booking.adapters import wallets
 from services.booking.adapters.idempotency_store import IdempotencyKey
 from services.booking.entrypoints.api import idempotency
-from services.booking.entrypoints.api.deps import (
-    CallerDep,
-    IdempotencyKeyHeader,
-    ServicesDep,
-    checked_idempotency_key,
-)
+from services.booking.entrypoints.api.guards import checked_idempotency_key
+from services.booking.entrypoints.api.http import Call, Endpoint
 from services.booking.entrypoints.api.problems import ApiError
-from services.booking.entrypoints.api.schemas import Balance, ChargeIn, HistoryPage
+from services.booking.entrypoints.api.schemas import Balance, ChargeIn, HistoryPage, HistoryQuery
 from services.booking.service_layer import points
 
-router = APIRouter(prefix="/points", tags=["points"])
 CURSOR = re.compile(r"[0-9]{1,19}")
 
 
-@router.get("", response_model=Balance)
-async def get_balance(caller: CallerDep, services: ServicesDep) -> Balance:
-    async with services.engine.connect() as conn:
-        return Balance(user_id=caller.user_id, balance=await wallets.balance(conn, caller.user_id))
+async def get_balance(call: Call) -> Balance:
+    user_id = call.user.user_id
+    async with call.services.engine.connect() as conn:
+        return Balance(user_id=user_id, balance=await wallets.balance(conn, user_id))
 
 
-@router.post("/charge", response_model=Balance)
-async def charge(
-    body: ChargeIn, caller: CallerDep, services: ServicesDep,
-    idempotency_key: IdempotencyKeyHeader = None,
-) -> Balance | Response:
+async def charge(call: Call) -> Balance | Response:
+    user_id = call.user.user_id
+    body = await call.body(ChargeIn)
+
     async def operation(conn: AsyncConnection) -> Balance:
-        balance = await points.charge(conn, caller.user_id, body.amount, datetime.now(UTC))
-        return Balance(user_id=caller.user_id, balance=balance)
+        balance = await points.charge(conn, user_id, body.amount, datetime.now(UTC))
+        return Balance(user_id=user_id, balance=balance)
 
-    key = checked_idempotency_key(idempotency_key, required=False)
+    key = checked_idempotency_key(call.header("idempotency-key"), required=False)
     if key is None:
-        async with services.engine.begin() as conn:
+        async with call.services.engine.begin() as conn:
             return await operation(conn)
-    idem = IdempotencyKey(caller.user_id, "points.charge", key, idempotency.request_hash(body))
-    return await idempotency.run_once(services.engine, idem, operation, 200)
+    idem = IdempotencyKey(user_id, "points.charge", key, idempotency.request_hash(body))
+    return await idempotency.run_once(call.services.engine, idem, operation, 200)
 
 
 def _cursor(raw: str | None) -> int | None:
@@ -57,14 +49,21 @@ def _cursor(raw: str | None) -> int | None:
     return int(raw)
 
 
-@router.get("/history", response_model=HistoryPage)
-async def history(
-    caller: CallerDep, services: ServicesDep,
-    limit: Annotated[int, Query(ge=1, le=100)] = 20,
-    cursor: Annotated[str | None, Query(max_length=20)] = None,
-) -> HistoryPage:
-    async with services.engine.connect() as conn:
-        items, next_id = await points.history_page(conn, caller.user_id, _cursor(cursor), limit)
+async def history(call: Call) -> HistoryPage:
+    query = call.query(HistoryQuery)
+    cursor = _cursor(query.cursor)
+    async with call.services.engine.connect() as conn:
+        items, next_id = await points.history_page(conn, call.user.user_id, cursor, query.limit)
     return HistoryPage.model_validate(
         {"items": items, "next_cursor": None if next_id is None else str(next_id)}
     )
+
+
+ENDPOINTS = [
+    Endpoint("GET", "/points", get_balance, response=Balance, tag="points",
+             summary="The caller's point balance"),
+    Endpoint("POST", "/points/charge", charge, response=Balance, body=ChargeIn,
+             headers=("Idempotency-Key?",), errors=(409,), tag="points", summary="Add points"),
+    Endpoint("GET", "/points/history", history, response=HistoryPage, query=HistoryQuery,
+             tag="points", summary="The caller's point history, newest first"),
+]

@@ -6,23 +6,18 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from uuid import UUID
 
-from fastapi import APIRouter, Response
 from redis.exceptions import RedisError
+from starlette.responses import Response
 
 from services.booking.domain.errors import SeatUnavailable
 from services.booking.domain.seat_hold import Reservation
-from services.booking.entrypoints.api.deps import (
-    CallerDep,
-    QueueTokenHeader,
-    ServicesDep,
-    require_active_token,
-)
+from services.booking.entrypoints.api.guards import require_active_token
+from services.booking.entrypoints.api.http import Call, Endpoint
 from services.booking.entrypoints.api.schemas import HoldIn, ReservationOut
 from services.booking.entrypoints.api.services import Services
 from services.booking.service_layer import reservations
 
 log = logging.getLogger(__name__)
-router = APIRouter(prefix="/reservations", tags=["reservations"])
 
 
 @asynccontextmanager
@@ -54,37 +49,44 @@ def _out(reservation: Reservation, now: datetime) -> ReservationOut:
     )
 
 
-@router.post("", status_code=201, response_model=ReservationOut)
-async def hold(
-    body: HoldIn, caller: CallerDep, services: ServicesDep, x_queue_token: QueueTokenHeader = None
-) -> ReservationOut:
-    await require_active_token(services, caller, x_queue_token)
+async def hold(call: Call) -> ReservationOut:
+    body = await call.body(HoldIn)
+    services, user_id = call.services, call.user.user_id
+    await require_active_token(services, call.user, call.header("x-queue-token"))
     settings = services.settings
     async with crowd_control(services, body.schedule_id, body.seat_no):
         now = datetime.now(UTC)
         async with services.engine.begin() as conn:
             held = await reservations.hold_seat(
-                conn, caller.user_id, body.schedule_id, body.seat_no, now,
+                conn, user_id, body.schedule_id, body.seat_no, now,
                 settings.hold_ttl_seconds, settings.max_holds_per_user,
             )
     return _out(held, now)
 
 
-@router.get("/{reservation_id}", response_model=ReservationOut)
-async def get(reservation_id: UUID, caller: CallerDep, services: ServicesDep) -> ReservationOut:
-    async with services.engine.connect() as conn:
-        found = await reservations.get_reservation(conn, caller.user_id, reservation_id)
+async def get(call: Call) -> ReservationOut:
+    reservation_id = call.path_id("reservation_id")
+    async with call.services.engine.connect() as conn:
+        found = await reservations.get_reservation(conn, call.user.user_id, reservation_id)
     return _out(found, datetime.now(UTC))
 
 
-@router.delete("/{reservation_id}", status_code=204, response_class=Response)
-async def cancel(
-    reservation_id: UUID, caller: CallerDep, services: ServicesDep,
-    x_queue_token: QueueTokenHeader = None,
-) -> Response:
-    await require_active_token(services, caller, x_queue_token)
-    async with services.engine.begin() as conn:
+async def cancel(call: Call) -> Response:
+    reservation_id = call.path_id("reservation_id")
+    await require_active_token(call.services, call.user, call.header("x-queue-token"))
+    async with call.services.engine.begin() as conn:
         await reservations.cancel_reservation(
-            conn, caller.user_id, reservation_id, datetime.now(UTC)
+            conn, call.user.user_id, reservation_id, datetime.now(UTC)
         )
     return Response(status_code=204)
+
+
+ENDPOINTS = [
+    Endpoint("POST", "/reservations", hold, 201, ReservationOut, body=HoldIn,
+             headers=("X-Queue-Token",), errors=(404, 409), tag="reservations",
+             summary="Hold a seat for HOLD_TTL_SECONDS"),
+    Endpoint("GET", "/reservations/{reservation_id}", get, response=ReservationOut, errors=(404,),
+             tag="reservations", summary="One of the caller's reservations"),
+    Endpoint("DELETE", "/reservations/{reservation_id}", cancel, 204, headers=("X-Queue-Token",),
+             errors=(404, 409), tag="reservations", summary="Give a held seat back"),
+]

@@ -1,14 +1,11 @@
-"""Request dependencies: services, the caller, the queue guard, the idempotency key."""
+"""What a request must show before a route acts: a caller, an active queue token, a key."""
 
 import re
 from dataclasses import dataclass
-from typing import Annotated
 
 import jwt
-from fastapi import Depends, Header, Request
 
 from services.booking.domain.errors import QueueTokenInvalid, QueueTokenNotActive
-from services.booking.entrypoints.api.auth import TokenVerifier
 from services.booking.entrypoints.api.problems import ApiError, unauthenticated
 from services.booking.entrypoints.api.services import Services
 
@@ -22,22 +19,12 @@ class Caller:
     is_admin: bool
 
 
-# Dependencies are `async def` even when they do not await: FastAPI runs a plain `def`
-# dependency in a worker thread, a hand-off that cost more CPU than the request's SQL.
-async def get_services(request: Request) -> Services:
-    services: Services = request.state.services
-    return services
-
-
-ServicesDep = Annotated[Services, Depends(get_services)]
-
-
-def _claims(authorization: str | None, tokens: TokenVerifier) -> dict[str, object]:
+def _claims(authorization: str | None, services: Services) -> dict[str, object]:
     scheme, _, token = (authorization or "").partition(" ")
     if scheme.lower() != "bearer" or not token:
         raise unauthenticated("a Bearer token is required")
     try:
-        claims: dict[str, object] = tokens.claims(token)
+        claims: dict[str, object] = services.tokens.claims(token)
     except jwt.ExpiredSignatureError:
         raise unauthenticated("the token has expired") from None
     except jwt.PyJWTError:
@@ -53,10 +40,9 @@ def _optional_text(value: object, limit: int) -> str | None:
     return cleaned or None
 
 
-async def get_caller(
-    services: ServicesDep, authorization: Annotated[str | None, Header()] = None
-) -> Caller:
-    claims = _claims(authorization, services.tokens)
+async def authenticate(services: Services, authorization: str | None) -> Caller:
+    """The caller the bearer JWT names, recorded as a user on first sight."""
+    claims = _claims(authorization, services)
     subject = claims["sub"]
     if not isinstance(subject, str) or not SUBJECT.fullmatch(subject):
         raise unauthenticated("the token subject must be 1-64 characters of [A-Za-z0-9_-]")
@@ -67,24 +53,16 @@ async def get_caller(
     return Caller(user_id=subject, is_admin=claims.get("role") == "admin")
 
 
-CallerDep = Annotated[Caller, Depends(get_caller)]
-
-
-async def get_admin(caller: CallerDep) -> Caller:
-    if not caller.is_admin:
-        raise ApiError(403, "FORBIDDEN", "this route needs the admin role")
-    return caller
-
-
-AdminDep = Annotated[Caller, Depends(get_admin)]
-QueueTokenHeader = Annotated[str | None, Header(alias="X-Queue-Token")]
-IdempotencyKeyHeader = Annotated[str | None, Header(alias="Idempotency-Key")]
+def present_queue_token(token: str | None) -> str:
+    """The X-Queue-Token header's value, or QUEUE_TOKEN_INVALID when it cannot be one."""
+    if not token or len(token) > 200:
+        raise QueueTokenInvalid("an X-Queue-Token header is required")
+    return token
 
 
 async def require_active_token(services: Services, caller: Caller, token: str | None) -> str:
     """The caller's ACTIVE queue token, or the error the queue guard answers."""
-    if not token or len(token) > 200:
-        raise QueueTokenInvalid("an X-Queue-Token header is required")
+    token = present_queue_token(token)
     state = await services.waiting_room.state(token, touch=False)
     if state is None or state.user_id != caller.user_id:
         raise QueueTokenInvalid()

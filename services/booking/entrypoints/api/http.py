@@ -1,0 +1,197 @@
+"""The thin HTTP layer: endpoints declared once, routed here, parsed and answered with
+Starlette's request and response types, documented from the same declarations (openapi.py).
+
+An endpoint names its method, path, request body, query and response types, who may call
+it and which headers it reads. The same pydantic types validate the request and describe it
+in the OpenAPI document, so the two cannot drift apart. Per request, the layer does only
+what a route needs: no dependency graph is solved, no response model is validated a second
+time, and every error is answered by the one mapping in problems.py.
+"""
+
+import re
+from collections.abc import Awaitable, Callable, Iterable
+from contextlib import AbstractAsyncContextManager
+from dataclasses import dataclass, field
+from typing import Literal, TypeVar
+from uuid import UUID
+
+from pydantic import BaseModel, ValidationError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.types import Receive, Scope, Send
+
+from services.booking.entrypoints.api.guards import Caller, authenticate
+from services.booking.entrypoints.api.problems import ApiError, error_response, validation_failed
+from services.booking.entrypoints.api.services import Services
+
+Model = TypeVar("Model", bound=BaseModel)
+Access = Literal["public", "user", "admin"]
+JSON_TYPES = ("application/json",)
+PARAMETER = re.compile(r"{(\w+)}")
+
+
+def reply(body: BaseModel, status: int = 200) -> Response:
+    """`body` as JSON, serialised by its own type (the type the document shows)."""
+    return Response(body.__pydantic_serializer__.to_json(body), status, media_type="application/json")
+
+
+def is_json(content_type: str | None) -> bool:
+    if content_type is None:
+        return True  # a client that names no type sends what the route documents
+    media = content_type.partition(";")[0].strip().lower()
+    return media in JSON_TYPES or media.endswith("+json")
+
+
+class Call:
+    """One request as a handler sees it: its caller, body, query, headers and path ids."""
+
+    __slots__ = ("_caller", "request", "services")
+
+    def __init__(self, request: Request, services: Services, caller: Caller | None) -> None:
+        self.request = request
+        self.services = services
+        self._caller = caller
+
+    @property
+    def user(self) -> Caller:
+        """The authenticated caller (only endpoints with access "user" or "admin" have one)."""
+        assert self._caller is not None, "a public endpoint has no caller"
+        return self._caller
+
+    def header(self, name: str) -> str | None:
+        return self.request.headers.get(name)
+
+    async def body(self, model: type[Model]) -> Model:
+        if not is_json(self.request.headers.get("content-type")):
+            raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "the request body must be application/json")
+        try:
+            return model.model_validate_json(await self.request.body())
+        except ValidationError as error:
+            raise validation_failed(error) from None
+
+    def query(self, model: type[Model]) -> Model:
+        try:
+            return model.model_validate(dict(self.request.query_params))
+        except ValidationError as error:
+            raise validation_failed(error) from None
+
+    def path_id(self, name: str) -> UUID:
+        try:
+            return UUID(self.request.path_params[name])
+        except ValueError:
+            raise ApiError(422, "VALIDATION_FAILED", f"{name}: must be a UUID") from None
+
+
+Handler = Callable[[Call], Awaitable[BaseModel | Response]]
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One operation of the API: what it accepts, answers and documents."""
+
+    method: str
+    path: str
+    handler: Handler
+    status: int = 200
+    response: type[BaseModel] | None = None
+    body: type[BaseModel] | None = None
+    query: type[BaseModel] | None = None
+    access: Access = "user"
+    headers: tuple[str, ...] = ()  # request headers the operation reads, from HEADER_DOCS
+    errors: tuple[int, ...] = ()  # statuses of the business rules it enforces
+    also: dict[int, str] = field(default_factory=dict)  # other successes: status → description
+    reply_headers: tuple[str, ...] = ()  # response headers of its successes, from HEADER_DOCS
+    tag: str = ""
+    summary: str = ""
+    documented: bool = True
+
+    async def answer(self, request: Request, services: Services) -> Response:
+        caller = None
+        if self.access != "public":
+            caller = await authenticate(services, request.headers.get("authorization"))
+            if self.access == "admin" and not caller.is_admin:
+                raise ApiError(403, "FORBIDDEN", "this route needs the admin role")
+        result = await self.handler(Call(request, services, caller))
+        return result if isinstance(result, Response) else reply(result, self.status)
+
+
+class PathRoute:
+    """Every endpoint of one path, chosen by method (so a 405 names all of them in Allow)."""
+
+    def __init__(self, path: str, endpoints: dict[str, Endpoint], services: Callable[[], Services]) -> None:
+        self.path = path
+        self._endpoints = dict(endpoints)
+        if "GET" in endpoints and "HEAD" not in endpoints:
+            self._endpoints["HEAD"] = endpoints["GET"]
+        self._allow = {"Allow": ", ".join(sorted(self._endpoints))}
+        self._services = services
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        endpoint = self._endpoints.get(scope["method"])
+        if endpoint is None:
+            raise HTTPException(405, f"{self.path} answers {self._allow['Allow']}", self._allow)
+        request = Request(scope, receive)
+        try:
+            response = await endpoint.answer(request, self._services())
+        except Exception as error:  # every failure becomes a problem answer; problems.py decides which
+            response = error_response(error, f"{scope['method']} {endpoint.path}")
+        await response(scope, receive, send)
+
+
+class Router:
+    """Finds a request's PathRoute: fixed paths by one dict lookup, templated ones by pattern.
+
+    Starlette's router tries every route's pattern in turn, which cost more than the whole
+    of a cheap request; this one runs the ASGI lifespan of the app as well.
+    """
+
+    def __init__(self, endpoints: Iterable[Endpoint], services: Callable[[], Services],
+                 lifespan: Callable[[], AbstractAsyncContextManager[None]]) -> None:
+        by_path: dict[str, dict[str, Endpoint]] = {}
+        for endpoint in endpoints:
+            by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint
+        self._fixed: dict[str, PathRoute] = {}
+        self._templated: list[tuple[re.Pattern[str], PathRoute]] = []
+        for path, methods in by_path.items():
+            route = PathRoute(path, methods, services)
+            if "{" in path:
+                self._templated.append((re.compile(PARAMETER.sub(r"(?P<\1>[^/]+)", path) + "$"), route))
+            else:
+                self._fixed[path] = route
+        self._lifespan = lifespan
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            await self._run_lifespan(receive, send)
+            return
+        path = scope["path"]
+        route = self._fixed.get(path)
+        if route is None:
+            for pattern, candidate in self._templated:
+                if (found := pattern.match(path)) is not None:
+                    route = candidate
+                    scope["path_params"] = found.groupdict()
+                    break
+            else:
+                raise HTTPException(404, "no such route")
+        scope["endpoint"] = route
+        await route(scope, receive, send)
+
+    async def _run_lifespan(self, receive: Receive, send: Send) -> None:
+        await receive()  # lifespan.startup
+        phase = "startup"
+        try:
+            async with self._lifespan():
+                await send({"type": "lifespan.startup.complete"})
+                phase = "shutdown"
+                await receive()  # lifespan.shutdown
+        except BaseException as error:
+            await send({"type": f"lifespan.{phase}.failed", "message": repr(error)})
+            raise
+        await send({"type": "lifespan.shutdown.complete"})
+
+
+def route_template(scope: Scope) -> str:
+    """The matched route's template (the router records its route), never the raw path."""
+    return str(getattr(scope.get("endpoint"), "path", "unmatched"))
