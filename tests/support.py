@@ -13,13 +13,13 @@ from typing import Any
 import httpx
 import jwt
 import uvicorn
-from redis.asyncio import Redis
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.booking.adapters.database import create_engine
 from services.booking.config import Settings
 from services.booking.entrypoints.api.app import create_app
+from services.common.redis_multiplex import MultiplexedRedis
 from workers.queue.admission import run as run_queue_worker
 
 JWT_SECRET = "test-secret-" + "x" * 20
@@ -111,7 +111,7 @@ async def serve_api(settings: Settings) -> AsyncIterator[str]:
 async def queue_worker(settings: Settings) -> AsyncIterator[None]:
     """The real admission/expiry worker, running beside the API in this event loop."""
     engine = create_engine(settings)
-    redis = Redis.from_url(str(settings.redis_url), decode_responses=True)
+    redis = MultiplexedRedis(str(settings.redis_url))
     task = asyncio.create_task(run_queue_worker(settings, engine, redis))
     try:
         yield

@@ -21,7 +21,6 @@ from uuid import UUID
 import asyncpg
 import pytest
 from alembic import command
-from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
 from services.booking.adapters.invariants import Scope
@@ -30,6 +29,7 @@ from services.booking.adapters.waiting_room import WaitingRoom
 from services.booking.config import Settings
 from services.booking.entrypoints.reconcile import run_checks
 from services.booking.service_layer.reconcile import CheckResult
+from services.common.redis_multiplex import MultiplexedRedis
 from tests.support import JWT_SECRET, Booking, free_port, make_settings, new_user, sql
 
 pytestmark = pytest.mark.integration
@@ -260,7 +260,7 @@ async def test_more_active_tokens_than_the_limit_are_reported(
     database_url: str, redis_url: str, kafka_bootstrap: str
 ) -> None:
     settings = make_settings(database_url, redis_url, kafka_bootstrap, queue_max_active=1)
-    redis = Redis.from_url(redis_url, decode_responses=True)
+    redis = MultiplexedRedis(redis_url)
     try:
         room = WaitingRoom(redis, 1000, settings.queue_namespace)
         for user in ("rc-a", "rc-b"):

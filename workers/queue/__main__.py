@@ -11,11 +11,11 @@ import asyncio
 import contextlib
 
 from prometheus_client import start_http_server
-from redis.asyncio import Redis
 
 from services.booking.adapters.database import create_engine
 from services.booking.config import Settings
 from services.common.logging import configure_logging
+from services.common.redis_multiplex import MultiplexedRedis
 from services.common.settings import exit_on_help, load_settings_or_exit
 from workers.queue.admission import run
 from workers.queue.config import Settings as QueueWorkerSettings
@@ -23,7 +23,7 @@ from workers.queue.config import Settings as QueueWorkerSettings
 
 async def serve(settings: Settings) -> None:
     engine = create_engine(settings)
-    redis = Redis.from_url(str(settings.redis_url), decode_responses=True, socket_timeout=2)
+    redis = MultiplexedRedis(str(settings.redis_url), timeout=2)
     try:
         await run(settings, engine, redis)
     finally:

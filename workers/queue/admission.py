@@ -4,7 +4,6 @@ import asyncio
 import logging
 from datetime import UTC, datetime
 
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -12,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.booking.adapters import idempotency_store, reservations
 from services.booking.adapters.waiting_room import WaitingRoom
 from services.booking.config import Settings
+from services.common.redis_multiplex import MultiplexedRedis
 from workers.queue import metrics
 
 log = logging.getLogger("booking.queue")
@@ -61,7 +61,7 @@ async def sweep_forever(engine: AsyncEngine) -> None:
         elapsed_since_purge += SWEEP_EVERY_SECONDS
 
 
-async def run(settings: Settings, engine: AsyncEngine, redis: Redis) -> None:
+async def run(settings: Settings, engine: AsyncEngine, redis: MultiplexedRedis) -> None:
     room = WaitingRoom(redis, settings.queue_admit_per_second, settings.queue_namespace)
     async with asyncio.TaskGroup() as group:
         group.create_task(admit_forever(room, settings))

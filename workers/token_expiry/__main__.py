@@ -9,7 +9,6 @@ QUEUE_NAMESPACE, KAFKA_BOOTSTRAP_SERVERS, CONSUMER_* and TOKEN_EXPIRY_METRICS_PO
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-from redis.asyncio import Redis
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeout
 
@@ -17,6 +16,7 @@ from services.booking.adapters.waiting_room import WaitingRoom
 from services.booking.domain.events import QueueTokenExpired
 from services.common import topics
 from services.common.logging import configure_logging
+from services.common.redis_multiplex import MultiplexedRedis
 from services.common.settings import exit_on_help, load_settings_or_exit
 from workers.common.consumer import EventConsumer, Route
 from workers.common.envelope import Envelope
@@ -38,7 +38,7 @@ def is_outage(error: BaseException) -> bool:
 
 @asynccontextmanager
 async def token_expiry_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
-    redis = Redis.from_url(str(settings.redis_url), decode_responses=True, socket_timeout=5)
+    redis = MultiplexedRedis(str(settings.redis_url), timeout=5)
     # Only `expire` is used, which does not depend on the admission rate.
     room = WaitingRoom(redis, admit_per_second=1, namespace=settings.queue_namespace)
 

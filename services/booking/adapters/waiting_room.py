@@ -7,11 +7,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from redis.asyncio import Redis
-from redis.commands.core import AsyncScript
-
 from services.booking.adapters.metrics import SEAT_LOCK_ACQUIRED, SEAT_LOCK_CONTENDED, RedisTimer
 from services.booking.domain.waiting_queue import QueueTicket, eta_seconds
+from services.common.redis_multiplex import MultiplexedRedis, Script
 
 LUA = Path(__file__).parent / "lua"
 
@@ -45,7 +43,7 @@ class AdmissionStep:
     waiting: int
 
 
-def _script(redis: Redis, name: str) -> AsyncScript:
+def _script(redis: MultiplexedRedis, name: str) -> Script:
     return redis.register_script((LUA / f"{name}.lua").read_text())
 
 
@@ -66,7 +64,7 @@ def _expiry(score: Any) -> datetime | None:
 
 
 class WaitingRoom:
-    def __init__(self, redis: Redis, admit_per_second: int, namespace: str = "main") -> None:
+    def __init__(self, redis: MultiplexedRedis, admit_per_second: int, namespace: str = "main") -> None:
         self._redis = redis
         self._admit_per_second = admit_per_second
         self._keys = QueueKeys(namespace)
@@ -119,13 +117,13 @@ class WaitingRoom:
             await self._expire(keys=self._keys.line, args=[token, self._token_prefix, self._user_prefix])
 
     async def active_count(self) -> int:
-        return int(await self._redis.zcount(self._keys.key("active"), _now_ms(), "+inf"))
+        return int(await self._redis.execute("ZCOUNT", self._keys.key("active"), _now_ms(), "+inf"))
 
 
 class SeatLocks:
     """Per-seat Redis locks that turn away a crowd early; the database still decides."""
 
-    def __init__(self, redis: Redis, lease_ms: int = 10_000) -> None:
+    def __init__(self, redis: MultiplexedRedis, lease_ms: int = 10_000) -> None:
         self._redis = redis
         self._lease_ms = lease_ms
         self._release = _script(redis, "release_lock")
@@ -137,7 +135,7 @@ class SeatLocks:
     async def acquire(self, key: str) -> str | None:
         owner = secrets.token_hex(8)
         with TIMED_LOCK():
-            acquired = await self._redis.set(key, owner, nx=True, px=self._lease_ms)
+            acquired = await self._redis.execute("SET", key, owner, "NX", "PX", self._lease_ms)
         (SEAT_LOCK_ACQUIRED if acquired else SEAT_LOCK_CONTENDED).inc()
         return owner if acquired else None
 

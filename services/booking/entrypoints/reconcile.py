@@ -13,7 +13,6 @@ from typing import Annotated, Any
 from uuid import UUID
 
 import typer
-from redis.asyncio import Redis
 from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
@@ -24,6 +23,7 @@ from services.booking.adapters.invariants import Scope
 from services.booking.adapters.waiting_room import WaitingRoom
 from services.booking.config import Settings
 from services.booking.service_layer.reconcile import CheckResult, check_active_tokens, check_database
+from services.common.redis_multiplex import MultiplexedRedis
 from services.common.settings import load_settings_or_exit
 
 STYLES = {"ok": "green", "violated": "bold red", "not checked": "yellow"}
@@ -49,8 +49,7 @@ async def run_checks(
         settings.database_dsn, pool_size=1, max_overflow=0,
         connect_args={"timeout": 5, "server_settings": {"application_name": "booking-reconcile"}},
     )
-    redis = Redis.from_url(str(settings.redis_url), decode_responses=True,
-                           socket_timeout=5, socket_connect_timeout=5)
+    redis = MultiplexedRedis(str(settings.redis_url), timeout=5, connect_timeout=5)
     try:
         try:
             results = await check_database(engine, scope, grace_seconds, max_ids)

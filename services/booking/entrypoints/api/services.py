@@ -4,7 +4,6 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
-from redis.asyncio import Redis
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.booking.adapters.database import create_engine
@@ -13,15 +12,14 @@ from services.booking.adapters.waiting_room import SeatLocks, WaitingRoom
 from services.booking.config import Settings
 from services.booking.entrypoints.api.auth import TokenVerifier
 from services.booking.entrypoints.api.system_metrics import SystemView, system_view
-
-REDIS_MAX_CONNECTIONS = 5_000
+from services.common.redis_multiplex import MultiplexedRedis
 
 
 @dataclass(frozen=True)
 class Services:
     settings: Settings
     engine: AsyncEngine
-    redis: Redis
+    redis: MultiplexedRedis
     users: UserRegistry
     tokens: TokenVerifier
     waiting_room: WaitingRoom
@@ -32,14 +30,9 @@ class Services:
 @asynccontextmanager
 async def open_services(settings: Settings) -> AsyncIterator[Services]:
     engine = create_engine(settings)
-    # Room for a connection per request in flight: past the old cap of 200, redis-py
-    # refused with "Too many connections", a 503 in every ticket rush. A blocking pool
-    # fixed that too but cost 4 % of a simple request's CPU (asyncio.Condition per
-    # command); Redis itself accepts 10,000 clients.
-    redis = Redis.from_url(
-        str(settings.redis_url), decode_responses=True, socket_timeout=2,
-        socket_connect_timeout=2, max_connections=REDIS_MAX_CONNECTIONS,
-    )
+    # One connection carries every request's commands (pipelined): no pool to run dry
+    # in a rush, and a command costs a fraction of a pooled connection's round trip.
+    redis = MultiplexedRedis(str(settings.redis_url), timeout=2, connect_timeout=2)
     system = system_view(settings, engine)
     try:
         yield Services(
