@@ -23,7 +23,7 @@ from pathlib import Path
 
 from bench import checks
 from bench.api import mint
-from bench.cpu import cpu_seconds
+from bench.cpu import cores_used, cpu_seconds
 from bench.httpclient import Client, HttpError, json_of
 from bench.report import ROOT, Outcome
 from bench.scenarios.common import log_dir, prefix
@@ -62,6 +62,7 @@ class Measured:
     wrk: WrkResult
     server_cpu_ms: float  # the server's CPU per request, all its processes
     users: int = 0  # distinct users the requests rotated over (0: no users, one fixed request)
+    cores: dict[str, float] | None = None  # cores each part of the system kept busy meanwhile
 
 
 def run(options: argparse.Namespace) -> Outcome:
@@ -72,7 +73,7 @@ def run(options: argparse.Namespace) -> Outcome:
     results: dict[str, Measured] = {}
     # The reference stops before the stack starts: neither may take CPU from the other.
     with serving_reference(directory) as (url, pid):
-        results["reference"] = measure(options, url + "/health", pid, directory)
+        results["reference"] = measure(options, url + "/health", {"server": pid}, directory)
     workers = options.api_workers or WORKERS
     failure = ""
     try:
@@ -91,7 +92,7 @@ def measure_api(options: argparse.Namespace, directory: Path, workers: int,
     with running_stack(SETTINGS, log_dir=directory, api_workers=workers,
                        only_parts=options.parts or PARTS) as stack, \
             tempfile.TemporaryDirectory(prefix="bench-http-") as scratch:
-        api = stack.roots()["api"]
+        api = {"server": stack.roots()["api"], **stack.roots()}
         results["health"] = measure(options, stack.base_url + "/health/live", api, directory)
         results["poll"] = measure(options, stack.base_url + "/queue/tokens/me", api, directory,
                                   rotation=poll_rotation(stack, Path(scratch)))
@@ -144,18 +145,21 @@ async def _wait_answering(port: int, server: subprocess.Popen[bytes], patience: 
         await asyncio.sleep(0.2)
 
 
-def measure(options: argparse.Namespace, url: str, server: int, directory: Path, *,
+def measure(options: argparse.Namespace, url: str, roots: dict[str, int], directory: Path, *,
             rotation: Rotation | None = None, warmup: Rotation | None = None) -> Measured:
-    """An unmeasured wrk run (imports, pools, caches), then the measured one with the server's
-    CPU read before and after: CPU per request drifts far less than requests per second."""
+    """An unmeasured wrk run (imports, pools, caches), then the measured one with the CPU of
+    each process tree of `roots` read before and after ("server": the one loaded): CPU per
+    request drifts far less than requests per second."""
     log = directory / "wrk.log"
     if options.warmup > 0:
         run_wrk(url, options.warmup, rotation=warmup or rotation, log=log)
-    before = cpu_seconds({"server": server})["server"]
+    before, started = cpu_seconds(roots), time.monotonic()
     result = run_wrk(url, options.duration, rotation=rotation, log=log)
-    after = cpu_seconds({"server": server})["server"]
-    per_request = (after - before) / result.requests * 1000 if result.requests else math.nan
-    return Measured(result, per_request, rotation.size if rotation else 0)
+    after, seconds = cpu_seconds(roots), time.monotonic() - started
+    used = after["server"] - before["server"]
+    per_request = used / result.requests * 1000 if result.requests else math.nan
+    cores = {name: used for name, used in cores_used(before, after, seconds).items() if name != "server"}
+    return Measured(result, per_request, rotation.size if rotation else 0, cores)
 
 
 def poll_rotation(stack: RunningStack, scratch: Path) -> Rotation:
@@ -226,6 +230,10 @@ def report(outcome: Outcome, results: dict[str, Measured], workers: int) -> None
         server = "reference" if phase.bar is None else "API"
         outcome.add(f"  {server} CPU per request", f"{measured.server_cpu_ms:.3f} ms")
         outcome.add("  wrk CPU", f"{result.wrk_cores:.2f} cores")
+        if measured.cores:
+            busy = sorted(measured.cores.items(), key=lambda kv: -kv[1])
+            shown = ", ".join(f"{name} {cores:.2f}" for name, cores in busy if cores >= 0.01)
+            outcome.add("  cores busy", shown)
         outcome.data[key] = result.figures() | {"ratio": ratio, "bar": phase.bar,
                                                 "server_cpu_ms_per_request": measured.server_cpu_ms,
                                                 "users": measured.users}

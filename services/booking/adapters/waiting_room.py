@@ -84,18 +84,16 @@ class WaitingRoom:
 
     async def issue(self, user_id: str) -> tuple[QueueTicket, bool]:
         """The user's live token (created=False) or a new one at the back (created=True)."""
-        with TIMED_ISSUE():
-            token, status, position, expires, created = await self._issue(
-                keys=[self._keys.key("seq"), *self._keys.line, self._user_prefix + user_id],
-                args=[secrets.token_urlsafe(24), user_id, _now_ms(), self._token_prefix],
-            )
+        token, status, position, expires, created = await TIMED_ISSUE.time(self._issue(
+            keys=[self._keys.key("seq"), *self._keys.line, self._user_prefix + user_id],
+            args=[secrets.token_urlsafe(24), user_id, _now_ms(), self._token_prefix],
+        ))
         return self._ticket(token, status, int(position), expires), bool(created)
 
     async def state(self, token: str, *, touch: bool = True) -> TokenState | None:
-        with TIMED_STATUS():
-            found = await self._status(
-                keys=self._keys.line, args=[token, _now_ms(), self._token_prefix, int(touch)]
-            )
+        found = await TIMED_STATUS.time(self._status(
+            keys=self._keys.line, args=[token, _now_ms(), self._token_prefix, int(touch)]
+        ))
         if not found:
             return None
         user_id, status, position, expires = found
@@ -104,17 +102,16 @@ class WaitingRoom:
     async def admit(
         self, max_active: int, active_ttl_seconds: int, grace_seconds: int, batch: int = 1000
     ) -> AdmissionStep:
-        with TIMED_ADMIT():
-            result = await self._admit(
-                keys=[*self._keys.line, self._keys.key("bucket")],
-                args=[_now_ms(), max_active, self._admit_per_second, active_ttl_seconds * 1000,
-                      grace_seconds * 1000, self._token_prefix, self._user_prefix, batch],
-            )
+        result = await TIMED_ADMIT.time(self._admit(
+            keys=[*self._keys.line, self._keys.key("bucket")],
+            args=[_now_ms(), max_active, self._admit_per_second, active_ttl_seconds * 1000,
+                  grace_seconds * 1000, self._token_prefix, self._user_prefix, batch],
+        ))
         return AdmissionStep(*(int(value) for value in result))
 
     async def expire(self, token: str) -> None:
-        with TIMED_EXPIRE():
-            await self._expire(keys=self._keys.line, args=[token, self._token_prefix, self._user_prefix])
+        await TIMED_EXPIRE.time(
+            self._expire(keys=self._keys.line, args=[token, self._token_prefix, self._user_prefix]))
 
     async def active_count(self) -> int:
         return int(await self._redis.execute("ZCOUNT", self._keys.key("active"), _now_ms(), "+inf"))
@@ -134,11 +131,9 @@ class SeatLocks:
 
     async def acquire(self, key: str) -> str | None:
         owner = secrets.token_hex(8)
-        with TIMED_LOCK():
-            acquired = await self._redis.execute("SET", key, owner, "NX", "PX", self._lease_ms)
+        acquired = await TIMED_LOCK.time(self._redis.execute("SET", key, owner, "NX", "PX", self._lease_ms))
         (SEAT_LOCK_ACQUIRED if acquired else SEAT_LOCK_CONTENDED).inc()
         return owner if acquired else None
 
     async def release(self, key: str, owner: str) -> None:
-        with TIMED_UNLOCK():
-            await self._release(keys=[key], args=[owner])
+        await TIMED_UNLOCK.time(self._release(keys=[key], args=[owner]))
