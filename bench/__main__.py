@@ -2,7 +2,7 @@
 
     python -m bench [SCENARIO ...] [--json PATH] [--duration S] [--soak S] ...
 
-Scenarios: payment, rush, queue, relay, e2e, memory, http (all of them by default), then
+Scenarios: payment, holdpay, rush, queue, relay, e2e, memory, http (all of them by default), then
 calibrate (the load generator's own cost, beside aiohttp and httpx) and instructions
 (CPU instructions per request under valgrind: the figure to compare commits by on a
 shared machine, where throughput swings by half). Each scenario
@@ -30,7 +30,8 @@ from bench.report import Outcome, machine, render, write_json
 Scenario = Callable[[argparse.Namespace], Outcome]
 
 
-SCENARIOS = ("payment", "rush", "queue", "relay", "e2e", "memory", "http", "calibrate", "instructions")
+SCENARIOS = ("payment", "holdpay", "rush", "queue", "relay", "e2e", "memory", "http", "calibrate",
+             "instructions")
 DEFAULT = SCENARIOS[:-2]
 
 
