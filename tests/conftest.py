@@ -5,7 +5,7 @@ import pytest
 
 from services.booking.adapters.migrate import upgrade_to_head
 from services.booking.config import Settings
-from tests.support import Booking, make_settings, queue_worker, serve_api
+from tests.support import Booking, make_settings, metrics_url, queue_worker, serve_api
 
 pytest_plugins = ["tests.servers"]
 
@@ -33,3 +33,10 @@ async def booking(api_url: str) -> AsyncIterator[Booking]:
     limits = httpx.Limits(max_connections=1000, max_keepalive_connections=1000)
     async with httpx.AsyncClient(base_url=api_url, timeout=60, limits=limits) as http:
         yield Booking(http)
+
+
+@pytest.fixture(scope="session")
+async def metrics_http(api_url: str, settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of the session API's metrics port."""
+    async with httpx.AsyncClient(base_url=metrics_url(settings), timeout=60) as http:
+        yield http

@@ -36,9 +36,18 @@ def make_settings(database_url: str, redis_url: str, kafka: str, **overrides: An
         "database_url": database_url, "redis_url": redis_url, "kafka_bootstrap_servers": kafka,
         "auth_jwt_secret": JWT_SECRET, "queue_namespace": "t" + secrets.token_hex(6),
         "queue_admit_per_second": 100_000, "queue_max_active": 100_000,
+        # Each API of a test scrapes on a port of its own (several run at once).
+        "metrics_port": free_port(),
+        # Tests send far more than a person would; the limits have tests of their own.
+        "rate_limit_user_per_second": 0, "rate_limit_anon_per_second": 0,
     }
     values.update(overrides)
     return Settings(**values)
+
+
+def metrics_url(settings: Settings) -> str:
+    """Where an API with these settings serves /metrics (never its public port)."""
+    return f"http://{settings.metrics_host}:{settings.metrics_port}"
 
 
 def token(user_id: str, *, expires_in: int = 3600, secret: str = JWT_SECRET, **claims: Any) -> str:
@@ -89,6 +98,9 @@ async def serve_api(settings: Settings) -> AsyncIterator[str]:
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_level="warning",
         lifespan="on", access_log=False, backlog=4096,
+        # The app decides whom X-Forwarded-For speaks for (FORWARDED_ALLOW_IPS), as under
+        # granian: uvicorn must not rewrite the client address first.
+        proxy_headers=False,
         # Longer than any pause in a test, so a pooled client never reuses a closed socket.
         timeout_keep_alive=120,
         # Teardown must end even if a client left a request hanging.

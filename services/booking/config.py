@@ -1,9 +1,18 @@
 """Settings of the booking service, named exactly as API.md §4 names them."""
 
+import ipaddress
 import os
+from functools import lru_cache
 from typing import Annotated
 
-from pydantic import AnyUrl, Field, UrlConstraints, field_validator
+from pydantic import (
+    AnyUrl,
+    Field,
+    StringConstraints,
+    UrlConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PostgresUrl = Annotated[
@@ -12,7 +21,26 @@ PostgresUrl = Annotated[
 RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["redis", "rediss", "unix"])]
 
 Positive = Annotated[int, Field(ge=1)]
+NonNegative = Annotated[int, Field(ge=0)]
+Port = Annotated[int, Field(ge=1, le=65535)]
 Seconds = Annotated[float, Field(gt=0)]
+Word = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
+Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+# HS256 with a shorter key is guessable offline from one token (RFC 7518 §3.2).
+MIN_SECRET_BYTES = 32
+
+
+@lru_cache(maxsize=16)  # read on every anonymous request; a few distinct values per process
+def networks(addresses: str) -> tuple[Network, ...]:
+    """The comma-separated IP addresses and CIDR blocks of `addresses` (empty items ignored)."""
+    parsed = []
+    for item in filter(None, (part.strip() for part in addresses.split(","))):
+        try:
+            parsed.append(ipaddress.ip_network(item, strict=False))
+        except ValueError:
+            raise ValueError(f"{item!r} is not an IP address or CIDR block") from None
+    return tuple(parsed)
 
 
 class Settings(BaseSettings):
@@ -21,10 +49,23 @@ class Settings(BaseSettings):
     database_url: PostgresUrl
     redis_url: RedisUrl
     kafka_bootstrap_servers: Annotated[str, Field(min_length=3)]
-    auth_jwt_secret: Annotated[str, Field(min_length=16)]
+    auth_jwt_secret: str
+    # When set, a token must carry a matching `aud` / `iss` (API.md §1, token policy).
+    auth_jwt_audience: Word | None = None
+    auth_jwt_issuer: Word | None = None
+    auth_jwt_max_lifetime_seconds: Positive = 86_400
 
     booking_host: str = "127.0.0.1"
-    booking_port: Annotated[int, Field(ge=1, le=65535)] = 8000
+    booking_port: Port = 8000
+    # /metrics is served here only, never on the public port.
+    metrics_host: Word = "127.0.0.1"
+    metrics_port: Port = 9100
+
+    # Token buckets, bursts up to twice the rate; 0 turns a limit off.
+    rate_limit_user_per_second: NonNegative = 20
+    rate_limit_anon_per_second: NonNegative = 100
+    # Peers (reverse proxies) whose X-Forwarded-For names the client; see `forwarded_networks`.
+    forwarded_allow_ips: str = ""
 
     queue_admit_per_second: Positive = 50
     queue_max_active: Positive = 500
@@ -58,10 +99,36 @@ class Settings(BaseSettings):
 
     @field_validator("auth_jwt_secret")
     @classmethod
-    def refuse_placeholder_secret(cls, value: str) -> str:
+    def refuse_weak_secret(cls, value: str) -> str:
         if value.lower() in {"changeme", "change-me-please", "secret" * 3}:
             raise ValueError("is a placeholder; set a real secret")
+        try:
+            size = len(value.encode())
+        except UnicodeEncodeError:
+            raise ValueError("is not valid UTF-8") from None
+        if size < MIN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes, not {size}"
+                             " (e.g. `openssl rand -base64 32`)")
         return value
+
+    @field_validator("forwarded_allow_ips")
+    @classmethod
+    def check_forwarded_allow_ips(cls, value: str) -> str:
+        networks(value)
+        return value
+
+    @model_validator(mode="after")
+    def keep_metrics_off_the_public_port(self) -> "Settings":
+        if self.metrics_port == self.booking_port:
+            raise ValueError("METRICS_PORT must differ from BOOKING_PORT:"
+                             " metrics are not served on the public port")
+        return self
+
+    # A plain property: a cached one would be copied, stale, by model_copy(update=...).
+    @property
+    def forwarded_networks(self) -> tuple[Network, ...]:
+        """The parsed FORWARDED_ALLOW_IPS: peers trusted to name the client address."""
+        return networks(self.forwarded_allow_ips)
 
     @property
     def database_dsn(self) -> str:

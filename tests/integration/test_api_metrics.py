@@ -2,6 +2,7 @@
 
 import asyncio
 
+import httpx
 import pytest
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
@@ -15,8 +16,8 @@ from tests.support import Booking, assert_problem, new_user
 pytestmark = pytest.mark.integration
 
 
-async def scrape(booking: Booking) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
-    response = await booking.http.get("/metrics")
+async def scrape(metrics_http: httpx.AsyncClient) -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+    response = await metrics_http.get("/metrics")
     assert response.status_code == 200, response.text
     return {
         (sample.name, frozenset(sample.labels.items())): sample.value
@@ -29,10 +30,12 @@ def value(samples: dict[tuple[str, frozenset[tuple[str, str]]], float], name: st
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-async def test_a_booking_shows_in_requests_redis_round_trips_and_pool_waits(booking: Booking) -> None:
+async def test_a_booking_shows_in_requests_redis_round_trips_and_pool_waits(
+    booking: Booking, metrics_http: httpx.AsyncClient,
+) -> None:
     concert = await booking.create_concert(seat_count=2)
     schedule_id = concert["schedules"][0]["id"]
-    before = await scrape(booking)
+    before = await scrape(metrics_http)
     user = new_user()
     await booking.charge(user, 50_000)
     queue_token = await booking.active_token(user)
@@ -40,7 +43,7 @@ async def test_a_booking_shows_in_requests_redis_round_trips_and_pool_waits(book
     assert held.status_code == 201, held.text
     paid = await booking.pay(user, queue_token, held.json()["id"])
     assert paid.status_code == 201, paid.text
-    after = await scrape(booking)
+    after = await scrape(metrics_http)
 
     def grew(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)
@@ -60,7 +63,7 @@ async def test_a_booking_shows_in_requests_redis_round_trips_and_pool_waits(book
 
 
 async def test_a_seat_lock_held_elsewhere_counts_as_contended(
-    booking: Booking, settings: Settings
+    booking: Booking, settings: Settings, metrics_http: httpx.AsyncClient
 ) -> None:
     concert = await booking.create_concert(seat_count=1)
     schedule_id = concert["schedules"][0]["id"]
@@ -70,9 +73,9 @@ async def test_a_seat_lock_held_elsewhere_counts_as_contended(
     try:
         # Another API process is in the middle of taking this seat.
         await redis.set(SeatLocks.key(schedule_id, 1), "someone-else", px=10_000)
-        before = await scrape(booking)
+        before = await scrape(metrics_http)
         assert_problem(await booking.hold(user, queue_token, schedule_id, 1), 409, "SEAT_UNAVAILABLE")
-        after = await scrape(booking)
+        after = await scrape(metrics_http)
     finally:
         await redis.delete(SeatLocks.key(schedule_id, 1))
         await redis.aclose()
@@ -114,3 +117,10 @@ async def test_requests_waiting_for_a_connection_are_counted_while_they_wait(set
     # At least ours: the queue worker in this process may take a connection meanwhile.
     assert count_after >= count_before + 1
     assert sum_after - sum_before >= 0.3
+
+
+async def test_metrics_are_not_on_the_public_port(booking: Booking, metrics_http: httpx.AsyncClient) -> None:
+    assert_problem(await booking.http.get("/metrics"), 404, "NOT_FOUND")
+    assert (await metrics_http.get("/metrics")).status_code == 200
+    assert (await metrics_http.get("/anything-else")).status_code == 404
+    assert (await metrics_http.post("/metrics")).status_code == 405

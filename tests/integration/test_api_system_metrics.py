@@ -20,7 +20,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from services.booking.config import Settings
 from services.common import topics
 from tests.relay_support import consume, insert_events, produce
-from tests.support import Booking, free_port, make_settings, serve_api, sql
+from tests.support import Booking, free_port, make_settings, metrics_url, serve_api, sql
 from workers.common.breaker import BreakerState
 from workers.common.breaker_publisher import publishing_breaker_states
 from workers.common.database import create_worker_engine
@@ -76,8 +76,10 @@ async def timed_scrape(http: httpx.AsyncClient) -> tuple[Scrape, float]:
 
 @asynccontextmanager
 async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
-    """An API of this test's own (its own database, broker or timeouts)."""
-    async with serve_api(settings) as url, httpx.AsyncClient(base_url=url, timeout=30) as http:
+    """An API of this test's own (its own database, broker or timeouts), and a client of its
+    metrics port."""
+    settings = settings.model_copy(update={"metrics_port": free_port()})
+    async with serve_api(settings), httpx.AsyncClient(base_url=metrics_url(settings), timeout=30) as http:
         yield http
 
 
@@ -215,7 +217,7 @@ async def test_an_unreachable_database_leaves_its_series_out_and_the_scrape_fast
 
 
 async def test_an_open_breaker_in_a_worker_shows_as_the_highest_state_of_live_processes(
-    booking: Booking, settings: Settings,
+    booking: Booking, settings: Settings, metrics_http: httpx.AsyncClient,
 ) -> None:
     provider = "venue-" + secrets.token_hex(4)
     refused = f"http://127.0.0.1:{free_port()}/v1/registrations"
@@ -233,24 +235,24 @@ async def test_an_open_breaker_in_a_worker_shows_as_the_highest_state_of_live_pr
                                                  heartbeat=60):
                 async with publishing_breaker_states(engine, [tripping.breaker],
                                                      instance="replica-b", heartbeat=60):
-                    await until(booking.http, lambda s: state(s) == 0, within=5,
+                    await until(metrics_http, lambda s: state(s) == 0, within=5,
                                 what="the closed breakers were never published")
                     for _ in range(2):
                         with pytest.raises(TransientFailure):
                             await tripping.post_json(refused, {"registration_id": "r"})
                     assert tripping.breaker.state is BreakerState.OPEN
-                    opened = await until(booking.http, lambda s: state(s) == 2, within=3,
+                    opened = await until(metrics_http, lambda s: state(s) == 2, within=3,
                                          what="the open breaker was not published at once")
                     # One family, the system view's: not also this test process's own gauge.
                     assert opened.text.count("# TYPE provider_circuit_breaker_state gauge") == 1
 
                 # replica-b stopped (its breaker is still open in this process): replica-a's
                 # closed one is all that is left.
-                await until(booking.http, lambda s: state(s) == 0, within=3,
+                await until(metrics_http, lambda s: state(s) == 0, within=3,
                             what="a stopped process still counted")
                 await sql(settings, "UPDATE provider_breaker_states SET seen_at = now() - interval"
                           " '1 hour' WHERE provider = :provider", provider=provider)
-                stale = await scrape(booking.http)
+                stale = await scrape(metrics_http)
                 assert state(stale) is None, "a process without heartbeats still counted"
     finally:
         await engine.dispose()

@@ -1,4 +1,4 @@
-"""booking-api with several uvicorn workers: /metrics speaks for all of them."""
+"""booking-api with several server workers: /metrics speaks for all of them."""
 
 import os
 import signal
@@ -20,12 +20,13 @@ WORKERS = 2
 
 
 @pytest.fixture
-def api_with_workers(settings: Settings) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
-    port = free_port()
+def api_with_workers(settings: Settings) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
+    port, metrics_port = free_port(), free_port()
     env = {**os.environ, "DATABASE_URL": str(settings.database_url),
            "REDIS_URL": str(settings.redis_url),
            "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
            "AUTH_JWT_SECRET": JWT_SECRET, "BOOKING_PORT": str(port), "WEB_CONCURRENCY": str(WORKERS),
+           "METRICS_PORT": str(metrics_port),
            "QUEUE_NAMESPACE": settings.queue_namespace}
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     api = subprocess.Popen([str(Path(sys.executable).parent / "booking-api")], env=env)
@@ -40,7 +41,7 @@ def api_with_workers(settings: Settings) -> Iterator[tuple[str, subprocess.Popen
                     break
             except httpx.TransportError:
                 time.sleep(0.2)
-        yield url, api
+        yield url, f"http://127.0.0.1:{metrics_port}", api
     finally:
         api.send_signal(signal.SIGTERM)
         api.wait(30)
@@ -60,9 +61,9 @@ def _rss(pid: int) -> int:
 
 
 async def test_metrics_count_every_worker_and_the_memory_of_all_processes(
-    api_with_workers: tuple[str, subprocess.Popen[bytes]],
+    api_with_workers: tuple[str, str, subprocess.Popen[bytes]],
 ) -> None:
-    url, api = api_with_workers
+    url, metrics, api = api_with_workers
     children = _children(api.pid)
     assert len(children) >= WORKERS  # and multiprocessing's resource tracker
     requests = 200
@@ -70,7 +71,7 @@ async def test_metrics_count_every_worker_and_the_memory_of_all_processes(
     for _ in range(requests):
         async with httpx.AsyncClient(base_url=url, timeout=10) as http:
             assert (await http.get("/points", headers=auth(new_user()))).status_code == 200
-    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+    async with httpx.AsyncClient(base_url=metrics, timeout=10) as http:
         exposition = (await http.get("/metrics")).text
     answered = sum(sample.value for family in text_string_to_metric_families(exposition)
                    for sample in family.samples

@@ -44,7 +44,7 @@ REQUIRED_ALERTS = {  # what issue 6 asks for
 }
 SETTINGS = {  # compose service -> (Settings class, its metrics/HTTP port field)
     "migrate": ("services.booking.config", None),
-    "booking-api": ("services.booking.config", "booking_port"),
+    "booking-api": ("services.booking.config", "metrics_port"),
     "booking-worker-queue": ("workers.queue.config", "queue_metrics_port"),
     "booking-relay": ("workers.outbox_relay.config", "relay_metrics_port"),
     "booking-worker-saga": ("workers.saga.config", "saga_metrics_port"),

@@ -1,7 +1,8 @@
 """`booking-token USER [--admin] [--name N] [--phone P]`: mint a JWT to try the API by hand.
 
 In production an API gateway issues these; locally `make run` keeps its secret in
-.data/jwt-secret, which this command reads when AUTH_JWT_SECRET is unset.
+.data/jwt-secret, which this command reads when AUTH_JWT_SECRET is unset. The token
+names AUTH_JWT_AUDIENCE and AUTH_JWT_ISSUER (`aud`, `iss`) when those are set.
 """
 
 import argparse
@@ -40,6 +41,10 @@ def main() -> None:
         claims["name"] = args.name
     if args.phone:
         claims["phone_number"] = args.phone
+    # An API with AUTH_JWT_AUDIENCE / AUTH_JWT_ISSUER set refuses tokens without them.
+    for claim, variable in (("aud", "AUTH_JWT_AUDIENCE"), ("iss", "AUTH_JWT_ISSUER")):
+        if value := os.environ.get(variable, "").strip():
+            claims[claim] = value
     print(jwt.encode(claims, secret(), algorithm="HS256"))
 
 

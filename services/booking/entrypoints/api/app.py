@@ -13,6 +13,7 @@ from services.booking.entrypoints.api import health, openapi
 from services.booking.entrypoints.api.http import Call, Endpoint, Router
 from services.booking.entrypoints.api.logs import configure_api_logging
 from services.booking.entrypoints.api.metrics import POOLS, forget_process
+from services.booking.entrypoints.api.metrics_server import start_metrics_server
 from services.booking.entrypoints.api.middleware import ApiMiddleware
 from services.booking.entrypoints.api.routes import catalogue, payments, points, queue, reservations
 from services.booking.entrypoints.api.services import Services, open_services
@@ -62,9 +63,12 @@ def create_app(settings: Settings) -> ASGIApp:
         async with open_services(settings) as services:
             POOLS.track(services.engine)
             lifetime.services = services
+            scrapes = await start_metrics_server(
+                settings.metrics_host, settings.metrics_port, lambda: health.exposition(services))
             try:
                 yield
             finally:
+                scrapes.close()
                 lifetime.services = None
                 POOLS.forget(services.engine)
                 forget_process(settings.prometheus_multiproc_dir, os.getpid())

@@ -1,14 +1,23 @@
 """What a request must show before a route acts: a caller, an active queue token, a key."""
 
+import ipaddress
+import logging
 import re
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import jwt
+from redis.exceptions import RedisError
 
+from services.booking.adapters.rate_limits import RateLimiter
+from services.booking.config import Network
 from services.booking.domain.errors import QueueTokenInvalid, QueueTokenNotActive
+from services.booking.entrypoints.api.auth import TokenRefused
 from services.booking.entrypoints.api.problems import ApiError, unauthenticated
 from services.booking.entrypoints.api.services import Services
 
+log = logging.getLogger(__name__)
 SUBJECT = re.compile(r"[A-Za-z0-9_-]{1,64}")
 IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,128}")
 
@@ -27,6 +36,12 @@ def _claims(authorization: str | None, services: Services) -> dict[str, object]:
         claims: dict[str, object] = services.tokens.claims(token)
     except jwt.ExpiredSignatureError:
         raise unauthenticated("the token has expired") from None
+    except TokenRefused as refused:  # the token policy's own reasons, naming no claim's value
+        raise unauthenticated(str(refused)) from None
+    except jwt.MissingRequiredClaimError as missing:
+        raise unauthenticated(f"the token lacks the {missing.claim} claim") from None
+    except (jwt.InvalidAudienceError, jwt.InvalidIssuerError):
+        raise unauthenticated("the token was not issued for this API") from None
     except jwt.PyJWTError:
         raise unauthenticated("the token is invalid") from None
     return claims
@@ -79,3 +94,57 @@ def checked_idempotency_key(key: str | None, *, required: bool) -> str | None:
     if not IDEMPOTENCY_KEY.fullmatch(key):
         raise ApiError(422, "VALIDATION_FAILED", "Idempotency-Key must be 1-128 printable characters")
     return key
+
+
+def client_address(peer: str | None, forwarded_for: str | None, trusted: Sequence[Network]) -> str:
+    """The client's address: the peer's, or, when the peer is a trusted proxy, the nearest
+    address in X-Forwarded-For that is not one of the trusted proxies."""
+    address = peer or "unknown"
+    if not forwarded_for or not _trusted(address, trusted):
+        return address
+    hops = [hop.strip() for hop in forwarded_for.split(",") if hop.strip()]
+    for hop in reversed(hops):
+        if not _trusted(hop, trusted):
+            return hop[:64]
+    return hops[0][:64] if hops else address
+
+
+def _trusted(address: str, trusted: Sequence[Network]) -> bool:
+    try:
+        ip = ipaddress.ip_address(address)
+    except ValueError:
+        return False
+    return any(ip in network for network in trusted)
+
+
+class LimitOutage:
+    """Logs, at most every `interval` seconds, that limits are not enforced: Redis is away."""
+
+    def __init__(self, interval: float = 10.0) -> None:
+        self._interval, self._last = interval, 0.0
+
+    def note(self, error: RedisError) -> None:
+        if time.monotonic() - self._last >= self._interval:
+            self._last = time.monotonic()
+            log.warning("rate limits not enforced while Redis is unavailable: %s", error)
+
+
+OUTAGE = LimitOutage()
+
+
+async def within_limit(limiter: RateLimiter, who: str) -> None:
+    """Refuse with 429 RATE_LIMITED when `who` has used up its bucket.
+
+    Without Redis, requests go on unlimited: refusing them all would turn a Redis outage
+    into an outage of every route, including those that need only the database.
+    """
+    if not limiter.enabled:
+        return
+    try:
+        refusal = await limiter.take(who)
+    except RedisError as error:
+        OUTAGE.note(error)
+        return
+    if refusal is not None:
+        raise ApiError(429, "RATE_LIMITED", "too many requests; slow down",
+                       {"Retry-After": str(refusal.retry_after_seconds)})

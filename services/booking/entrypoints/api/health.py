@@ -1,4 +1,4 @@
-"""Liveness, readiness and the metrics exposition."""
+"""Liveness, readiness and the metrics exposition (served on its own port: metrics_server.py)."""
 
 import asyncio
 
@@ -60,18 +60,17 @@ async def ready(call: Call) -> Response:
     return Response(orjson.dumps(body), 200 if healthy else 503, media_type="application/json")
 
 
-async def metrics(call: Call) -> Response:
-    services = call.services
+async def exposition(services: Services) -> tuple[bytes, str]:
+    """The Prometheus text of the whole API, with the system view read for this scrape."""
     system = await services.system_view.families()
     registry = exposition_registry(services.settings.prometheus_multiproc_dir, system, FAMILIES)
-    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)
+    return generate_latest(registry), CONTENT_TYPE_LATEST
 
 
 ENDPOINTS = [
     Endpoint("GET", "/health/live", live, response=Liveness, access="public", tag="operations",
-             summary="200 while the process runs"),
+             summary="200 while the process runs", rate_limited=False),
     Endpoint("GET", "/health/ready", ready, response=Readiness, access="public",
              also={503: "a dependency is down (same body)"}, tag="operations",
-             summary="200 when PostgreSQL, Redis and Kafka answer"),
-    Endpoint("GET", "/metrics", metrics, access="public", documented=False),
+             summary="200 when PostgreSQL, Redis and Kafka answer", rate_limited=False),
 ]

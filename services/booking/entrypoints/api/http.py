@@ -21,7 +21,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
-from services.booking.entrypoints.api.guards import Caller, authenticate
+from services.booking.entrypoints.api.guards import Caller, authenticate, client_address, within_limit
 from services.booking.entrypoints.api.problems import ApiError, error_response, validation_failed
 from services.booking.entrypoints.api.services import Services
 
@@ -105,15 +105,32 @@ class Endpoint:
     tag: str = ""
     summary: str = ""
     documented: bool = True
+    rate_limited: bool = True  # health probes are not
 
     async def answer(self, request: Request, services: Services) -> Response:
         caller = None
-        if self.access != "public":
-            caller = await authenticate(services, request.headers.get("authorization"))
+        if self.access == "public":
+            if self.rate_limited:
+                await within_limit(services.address_limits, self._address(request, services))
+        else:
+            try:
+                caller = await authenticate(services, request.headers.get("authorization"))
+            except ApiError:  # not a user: counted against its address
+                await within_limit(services.address_limits, self._address(request, services))
+                raise
+            if self.rate_limited:
+                await within_limit(services.user_limits, caller.user_id)
             if self.access == "admin" and not caller.is_admin:
                 raise ApiError(403, "FORBIDDEN", "this route needs the admin role")
         result = await self.handler(Call(request, services, caller))
         return result if isinstance(result, Response) else reply(result, self.status)
+
+
+    @staticmethod
+    def _address(request: Request, services: Services) -> str:
+        peer = request.client.host if request.client else None
+        return client_address(peer, request.headers.get("x-forwarded-for"),
+                              services.settings.forwarded_networks)
 
 
 class PathRoute:

@@ -17,7 +17,7 @@ HEADER_DOCS = {
     "Retry-After": "Whole seconds after which asking again is worth it.",
     "WWW-Authenticate": "The scheme to authenticate with: Bearer.",
 }
-ERROR_HEADERS = {401: ("WWW-Authenticate",), 503: ("Retry-After",)}
+ERROR_HEADERS = {401: ("WWW-Authenticate",), 429: ("Retry-After",), 503: ("Retry-After",)}
 ACCESS_ERRORS = {"public": (), "user": (401,), "admin": (401, 403)}
 QUEUE_GUARD_ERRORS = (401, 403, 503)
 BODY_ERRORS = (413, 415, 422)
@@ -71,6 +71,8 @@ def _error_statuses(endpoint: Endpoint) -> list[int]:
         statuses.update(QUEUE_GUARD_ERRORS)
     if endpoint.access != "public" or endpoint.path != "/health/live":
         statuses.add(503)
+    if endpoint.rate_limited:
+        statuses.add(429)
     return sorted(statuses)
 
 

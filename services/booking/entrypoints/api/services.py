@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.booking.adapters.database import create_engine
+from services.booking.adapters.rate_limits import RateLimiter
 from services.booking.adapters.users import UserRegistry
 from services.booking.adapters.waiting_room import SeatLocks, WaitingRoom
 from services.booking.config import Settings
@@ -24,6 +25,8 @@ class Services:
     tokens: TokenVerifier
     waiting_room: WaitingRoom
     seat_locks: SeatLocks | None
+    user_limits: RateLimiter
+    address_limits: RateLimiter
     system_view: SystemView
 
 
@@ -34,12 +37,15 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     # in a rush, and a command costs a fraction of a pooled connection's round trip.
     redis = MultiplexedRedis(str(settings.redis_url), timeout=2, connect_timeout=2)
     system = system_view(settings, engine)
+    namespace = settings.queue_namespace
     try:
         yield Services(
             settings=settings, engine=engine, redis=redis, users=UserRegistry(engine),
-            tokens=TokenVerifier(settings.auth_jwt_secret),
+            tokens=TokenVerifier.from_settings(settings),
             waiting_room=WaitingRoom(redis, settings.queue_admit_per_second, settings.queue_namespace),
             seat_locks=SeatLocks(redis) if settings.redis_locks_enabled else None,
+            user_limits=RateLimiter(redis, f"{namespace}:user", settings.rate_limit_user_per_second),
+            address_limits=RateLimiter(redis, f"{namespace}:address", settings.rate_limit_anon_per_second),
             system_view=system,
         )
     finally:
