@@ -44,14 +44,19 @@ def is_json(content_type: str | None) -> bool:
 
 
 class Call:
-    """One request as a handler sees it: its caller, body, query, headers and path ids."""
+    """One request as a handler sees it: its caller, body, query, headers and path ids.
 
-    __slots__ = ("_caller", "request", "services")
+    A body or query is read only as the type its endpoint declares (and documents).
+    """
 
-    def __init__(self, request: Request, services: Services, caller: Caller | None) -> None:
+    __slots__ = ("_caller", "_endpoint", "request", "services")
+
+    def __init__(self, request: Request, services: Services, caller: Caller | None,
+                 endpoint: "Endpoint") -> None:
         self.request = request
         self.services = services
         self._caller = caller
+        self._endpoint = endpoint
 
     @property
     def user(self) -> Caller:
@@ -63,6 +68,7 @@ class Call:
         return self.request.headers.get(name)
 
     async def body(self, model: type[Model]) -> Model:
+        assert model is self._endpoint.body, f"{self._endpoint.path} declares {self._endpoint.body}"
         if not is_json(self.request.headers.get("content-type")):
             raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "the request body must be application/json")
         try:
@@ -71,6 +77,7 @@ class Call:
             raise validation_failed(error) from None
 
     def query(self, model: type[Model]) -> Model:
+        assert model is self._endpoint.query, f"{self._endpoint.path} declares {self._endpoint.query}"
         try:
             return model.model_validate(dict(self.request.query_params))
         except ValidationError as error:
@@ -122,9 +129,8 @@ class Endpoint:
                 await within_limit(services.user_limits, caller.user_id)
             if self.access == "admin" and not caller.is_admin:
                 raise ApiError(403, "FORBIDDEN", "this route needs the admin role")
-        result = await self.handler(Call(request, services, caller))
+        result = await self.handler(Call(request, services, caller, self))
         return result if isinstance(result, Response) else reply(result, self.status)
-
 
     @staticmethod
     def _address(request: Request, services: Services) -> str:
