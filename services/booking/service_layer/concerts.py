@@ -28,9 +28,9 @@ async def list_schedules(
     return found
 
 
-async def list_seats(conn: AsyncConnection, schedule_id: UUID, now: datetime) -> list[dict[str, Any]]:
-    price = await catalogue.schedule_price(conn, schedule_id)
-    if price is None:
-        raise NotFound(f"no schedule {schedule_id}")
+async def list_seats(conn: AsyncConnection, schedule_id: UUID, now: datetime) -> list[tuple[int, int, str]]:
+    """(seat_no, price, status) of every seat of the schedule."""
     seats = await catalogue.seats_of(conn, schedule_id, now)
-    return [{**seat, "price": price} for seat in seats]
+    if not seats:
+        raise NotFound(f"no schedule {schedule_id}")
+    return seats

@@ -19,7 +19,7 @@ LIVE = Response(orjson.dumps({"status": "ok"}), media_type="application/json")
 
 
 async def _postgres(services: Services) -> None:
-    async with services.engine.connect() as conn:
+    async with services.reads.connect() as conn:
         await conn.execute(text("SELECT 1"))
 
 

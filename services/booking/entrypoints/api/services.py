@@ -20,6 +20,9 @@ from services.common.redis_multiplex import MultiplexedRedis
 class Services:
     settings: Settings
     engine: AsyncEngine
+    # The same pool in autocommit: a read of one statement (or of independent ones) costs no
+    # BEGIN and ROLLBACK round trips.
+    reads: AsyncEngine
     redis: MultiplexedRedis
     users: UserRegistry
     tokens: TokenVerifier
@@ -40,7 +43,8 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
     namespace = settings.queue_namespace
     try:
         yield Services(
-            settings=settings, engine=engine, redis=redis, users=UserRegistry(engine),
+            settings=settings, engine=engine, reads=engine.execution_options(isolation_level="AUTOCOMMIT"),
+            redis=redis, users=UserRegistry(engine),
             tokens=TokenVerifier.from_settings(settings),
             waiting_room=WaitingRoom(redis, settings.queue_admit_per_second, settings.queue_namespace),
             seat_locks=SeatLocks(redis) if settings.redis_locks_enabled else None,

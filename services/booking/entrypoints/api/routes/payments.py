@@ -45,7 +45,7 @@ async def pay(call: Call) -> Response:
     try:
         token = await require_active_token(services, caller, call.header("x-queue-token"))
     except (BookingError, RedisError):
-        if (replayed := await idempotency.stored_response(services.engine, key)) is not None:
+        if (replayed := await idempotency.stored_response(services.reads, key)) is not None:
             return replayed
         raise
 
@@ -68,13 +68,13 @@ async def pay(call: Call) -> Response:
 
 async def get_payment(call: Call) -> PaymentOut:
     payment_id = call.path_id("payment_id")
-    async with call.services.engine.connect() as conn:
+    async with call.services.reads.connect() as conn:
         found = await payments.get_payment(conn, call.user.user_id, payment_id)
     return PaymentOut.model_validate(found)
 
 
 async def list_tickets(call: Call) -> TicketList:
-    async with call.services.engine.connect() as conn:
+    async with call.services.reads.connect() as conn:
         items = await payment_rows.own_tickets(conn, call.user.user_id)
     return TicketList.model_validate({"items": items})
 

@@ -20,7 +20,7 @@ CURSOR = re.compile(r"[0-9]{1,19}")
 
 async def get_balance(call: Call) -> Balance:
     user_id = call.user.user_id
-    async with call.services.engine.connect() as conn:
+    async with call.services.reads.connect() as conn:
         return Balance(user_id=user_id, balance=await wallets.balance(conn, user_id))
 
 
@@ -52,7 +52,7 @@ def _cursor(raw: str | None) -> int | None:
 async def history(call: Call) -> HistoryPage:
     query = call.query(HistoryQuery)
     cursor = _cursor(query.cursor)
-    async with call.services.engine.connect() as conn:
+    async with call.services.reads.connect() as conn:
         items, next_id = await points.history_page(conn, call.user.user_id, cursor, query.limit)
     return HistoryPage.model_validate(
         {"items": items, "next_cursor": None if next_id is None else str(next_id)}

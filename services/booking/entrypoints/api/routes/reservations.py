@@ -66,7 +66,7 @@ async def hold(call: Call) -> ReservationOut:
 
 async def get(call: Call) -> ReservationOut:
     reservation_id = call.path_id("reservation_id")
-    async with call.services.engine.connect() as conn:
+    async with call.services.reads.connect() as conn:
         found = await reservations.get_reservation(conn, call.user.user_id, reservation_id)
     return _out(found, datetime.now(UTC))
 
