@@ -40,6 +40,14 @@ class Spec:
         return [User.new(self.secret, f"{prefix}-{n:06d}", **claims) for n in range(count)]
 
 
+async def window(recorder: Recorder, params: dict[str, Any]) -> None:
+    """Measure from the end of the warm-up for `duration` seconds."""
+    await asyncio.sleep(params["warmup"])
+    recorder.start()
+    await asyncio.sleep(params["duration"])
+    recorder.stop()
+
+
 class Pacer:
     """Hands out start times `rate` per second; None means as fast as the users can go."""
 
@@ -123,13 +131,7 @@ async def payment(raw: dict[str, Any]) -> dict[str, Any]:
         finally:
             api.client.close()
 
-    async def clock() -> None:
-        await asyncio.sleep(p["warmup"])
-        recorder.start()
-        await asyncio.sleep(p["duration"])
-        recorder.stop()
-
-    await asyncio.gather(clock(), *(user_loop(i, u) for i, u in enumerate(users)))
+    await asyncio.gather(window(recorder, p), *(user_loop(i, u) for i, u in enumerate(users)))
     return {**recorder.as_json(), "failures": dict(failures), "paid": paid,
             "paid_total": totals["paid"]}
 
@@ -216,13 +218,7 @@ async def queue(raw: dict[str, Any]) -> dict[str, Any]:
             finally:
                 api.client.close()
 
-        async def clock(recorder: Recorder = recorder) -> None:
-            await asyncio.sleep(p["warmup"])
-            recorder.start()
-            await asyncio.sleep(p["duration"])
-            recorder.stop()
-
-        await asyncio.gather(clock(), *(worker(i) for i in range(p["concurrency"])))
+        await asyncio.gather(window(recorder, p), *(worker(i) for i in range(p["concurrency"])))
         results[phase] = recorder.as_json()
     return results
 
@@ -242,13 +238,7 @@ async def hello(raw: dict[str, Any]) -> dict[str, Any]:
         finally:
             client.close()
 
-    async def clock() -> None:
-        await asyncio.sleep(p["warmup"])
-        recorder.start()
-        await asyncio.sleep(p["duration"])
-        recorder.stop()
-
-    await asyncio.gather(clock(), *(worker() for _ in range(p["concurrency"])))
+    await asyncio.gather(window(recorder, p), *(worker() for _ in range(p["concurrency"])))
     return recorder.as_json()
 
 
@@ -312,13 +302,7 @@ async def holdpay(raw: dict[str, Any]) -> dict[str, Any]:
         finally:
             api.client.close()
 
-    async def clock() -> None:
-        await asyncio.sleep(p["warmup"])
-        recorder.start()
-        await asyncio.sleep(p["duration"])
-        recorder.stop()
-
-    await asyncio.gather(clock(), *(connection() for _ in range(p["concurrency"])))
+    await asyncio.gather(window(recorder, p), *(connection() for _ in range(p["concurrency"])))
     return {**recorder.as_json(), "failures": dict(failures),
             "users_left": sum(1 for _ in pending)}
 
