@@ -5,7 +5,8 @@
 Scenarios: payment, holdpay, rush, queue, relay, e2e, memory, http (all of them by default), then
 calibrate (the load generator's own cost, beside aiohttp and httpx) and instructions
 (CPU instructions per request under valgrind: the figure to compare commits by on a
-shared machine, where throughput swings by half). Each scenario
+shared machine, where throughput swings by half) and drivers (client CPU of one payment-shaped
+transaction through SQLAlchemy and through asyncpg) only when named. Each scenario
 starts the stack as `make run` does: embedded PostgreSQL, Redis and broker unless
 DATABASE_URL, REDIS_URL or KAFKA_BOOTSTRAP_SERVERS name others.
 """
@@ -31,8 +32,8 @@ Scenario = Callable[[argparse.Namespace], Outcome]
 
 
 SCENARIOS = ("payment", "holdpay", "rush", "queue", "relay", "e2e", "memory", "http", "calibrate",
-             "instructions")
-DEFAULT = SCENARIOS[:-2]
+             "instructions", "drivers")
+DEFAULT = SCENARIOS[:-3]
 
 
 def scenario(name: str) -> Scenario:
