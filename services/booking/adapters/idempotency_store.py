@@ -1,32 +1,37 @@
-"""Stored responses of idempotent requests, keyed by user, route and key."""
+"""Stored responses of idempotent requests, keyed by user, route and key.
+
+On the payment path, so on asyncpg directly (database.driver_transaction); the purge runs
+in the queue worker through SQLAlchemy.
+"""
 
 from dataclasses import dataclass
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 # A concurrent claim of the same key blocks on the uncommitted row until the first
 # request commits (then it finds the stored response) or rolls back (then it wins).
-CLAIM = text("""
+CLAIM = """
 INSERT INTO idempotency_keys (user_id, scope, key, request_hash, status_code)
-VALUES (:user_id, :scope, :key, :request_hash, 0)
+VALUES ($1, $2, $3, $4, 0)
 ON CONFLICT DO NOTHING
 RETURNING 1
-""")
-COMPLETE = text("""
-UPDATE idempotency_keys SET status_code = :status_code, response = CAST(:response AS json)
- WHERE user_id = :user_id AND scope = :scope AND key = :key
-""")
-STORE = text("""
+"""
+COMPLETE = """
+UPDATE idempotency_keys SET status_code = $4, response = CAST($5 AS text)::json
+ WHERE user_id = $1 AND scope = $2 AND key = $3
+"""
+STORE = """
 INSERT INTO idempotency_keys (user_id, scope, key, request_hash, status_code, response)
-VALUES (:user_id, :scope, :key, :request_hash, :status_code, CAST(:response AS json))
+VALUES ($1, $2, $3, $4, $5, CAST($6 AS text)::json)
 ON CONFLICT DO NOTHING
 RETURNING 1
-""")
-LOAD = text("""
+"""
+LOAD = """
 SELECT request_hash, status_code, response::text AS response FROM idempotency_keys
- WHERE user_id = :user_id AND scope = :scope AND key = :key AND status_code > 0
-""")
+ WHERE user_id = $1 AND scope = $2 AND key = $3 AND status_code > 0
+"""
 PURGE = text("DELETE FROM idempotency_keys WHERE created_at < now() - make_interval(hours => :hours)")
 
 
@@ -37,9 +42,9 @@ class IdempotencyKey:
     key: str
     request_hash: str
 
-    def params(self) -> dict[str, str]:
-        return {"user_id": self.user_id, "scope": self.scope, "key": self.key,
-                "request_hash": self.request_hash}
+    @property
+    def names(self) -> tuple[str, str, str]:
+        return self.user_id, self.scope, self.key
 
 
 @dataclass(frozen=True)
@@ -49,25 +54,24 @@ class StoredResponse:
     body: str  # the JSON text exactly as first answered
 
 
-async def claim(conn: AsyncConnection, key: IdempotencyKey) -> bool:
-    return (await conn.execute(CLAIM, key.params())).first() is not None
+async def claim(conn: asyncpg.Connection, key: IdempotencyKey) -> bool:
+    return await conn.fetchval(CLAIM, *key.names, key.request_hash) is not None
 
 
-async def complete(conn: AsyncConnection, key: IdempotencyKey, status_code: int, body: str) -> None:
-    await conn.execute(COMPLETE, {**key.params(), "status_code": status_code, "response": body})
+async def complete(conn: asyncpg.Connection, key: IdempotencyKey, status_code: int, body: str) -> None:
+    await conn.execute(COMPLETE, *key.names, status_code, body)
 
 
-async def store(conn: AsyncConnection, key: IdempotencyKey, status_code: int, body: str) -> bool:
+async def store(conn: asyncpg.Connection, key: IdempotencyKey, status_code: int, body: str) -> bool:
     """Record a response made outside a claim; False if another request got there first."""
-    params = {**key.params(), "status_code": status_code, "response": body}
-    return (await conn.execute(STORE, params)).first() is not None
+    return await conn.fetchval(STORE, *key.names, key.request_hash, status_code, body) is not None
 
 
-async def load(conn: AsyncConnection, key: IdempotencyKey) -> StoredResponse | None:
-    row = (await conn.execute(LOAD, key.params())).first()
+async def load(conn: asyncpg.Connection, key: IdempotencyKey) -> StoredResponse | None:
+    row = await conn.fetchrow(LOAD, *key.names)
     if row is None:
         return None
-    return StoredResponse(row.request_hash, row.status_code, row.response)
+    return StoredResponse(row["request_hash"], row["status_code"], row["response"])
 
 
 async def purge(conn: AsyncConnection, older_than_hours: int) -> int:

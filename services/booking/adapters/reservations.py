@@ -1,9 +1,14 @@
-"""Seat holds in PostgreSQL: the conditional seat update is the guarantee against oversell."""
+"""Seat holds in PostgreSQL: the conditional seat update is the guarantee against oversell.
+
+Taking a hold is a hot path and runs on asyncpg directly (database.driver_transaction);
+reading, cancelling and sweeping holds go through SQLAlchemy.
+"""
 
 from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -16,32 +21,30 @@ from services.booking.domain.seat_hold import Reservation
 # while it waited for the lock. NO KEY UPDATE, not UPDATE: the new reservation's
 # foreign key already holds KEY SHARE on the user row, and two holds each holding
 # KEY SHARE while waiting for FOR UPDATE would deadlock.
-LOCK_USER = text("SELECT 1 FROM users WHERE id = :user_id FOR NO KEY UPDATE")
-COUNT_LIVE_HOLDS = text("""
+LOCK_USER = "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE"
+COUNT_LIVE_HOLDS = """
 SELECT count(*) FROM reservations r
- WHERE r.user_id = :user_id AND r.schedule_id = :schedule_id AND r.status = 'HELD'
-   AND r.expires_at > :now
-""")
+ WHERE r.user_id = $1 AND r.schedule_id = $2 AND r.status = 'HELD' AND r.expires_at > $3
+"""
 # Takes the seat only if nobody holds it now (an expired hold counts as free), and
 # says in the same round trip whether a refused seat exists at all: in a rush most
 # requests are refusals, and each costs one statement.
-TAKE_SEAT = text("""
+TAKE_SEAT = """
 WITH seat AS (
-    UPDATE seats SET status = 'HELD', reservation_id = :id, held_until = :expires_at
-     WHERE schedule_id = :schedule_id AND seat_no = :seat_no
-       AND (status = 'AVAILABLE' OR (status = 'HELD' AND held_until <= :now))
+    UPDATE seats SET status = 'HELD', reservation_id = $1, held_until = $5
+     WHERE schedule_id = $3 AND seat_no = $4
+       AND (status = 'AVAILABLE' OR (status = 'HELD' AND held_until <= $6))
     RETURNING schedule_id, seat_no
 ), held AS (
     INSERT INTO reservations (id, user_id, schedule_id, seat_no, price, status, expires_at,
                               created_at)
-    SELECT :id, :user_id, seat.schedule_id, seat.seat_no, sc.price, 'HELD', :expires_at, :now
+    SELECT $1, $2, seat.schedule_id, seat.seat_no, sc.price, 'HELD', $5, $6
       FROM seat JOIN schedules sc ON sc.id = seat.schedule_id
     RETURNING price
 )
 SELECT (SELECT price FROM held) AS price,
-       EXISTS (SELECT 1 FROM seats WHERE schedule_id = :schedule_id AND seat_no = :seat_no)
-           AS seat_exists
-""")
+       EXISTS (SELECT 1 FROM seats WHERE schedule_id = $3 AND seat_no = $4) AS seat_exists
+"""
 SELECT_OWN = text("""
 SELECT id, user_id, schedule_id, seat_no, price, status, expires_at
   FROM reservations WHERE id = :id AND user_id = :user_id
@@ -71,11 +74,10 @@ UPDATE seats s SET status = 'AVAILABLE', reservation_id = NULL, held_until = NUL
 """)
 
 
-async def live_holds(conn: AsyncConnection, user_id: str, schedule_id: UUID, now: datetime) -> int:
+async def live_holds(conn: asyncpg.Connection, user_id: str, schedule_id: UUID, now: datetime) -> int:
     """Count the user's live holds on a schedule, holding the user's lock until commit."""
-    await conn.execute(LOCK_USER, {"user_id": user_id})
-    params = {"user_id": user_id, "schedule_id": schedule_id, "now": now}
-    return int((await conn.execute(COUNT_LIVE_HOLDS, params)).scalar_one())
+    await conn.execute(LOCK_USER, user_id)
+    return int(await conn.fetchval(COUNT_LIVE_HOLDS, user_id, schedule_id, now))
 
 
 @dataclass(frozen=True)
@@ -84,14 +86,13 @@ class SeatTaken:
     seat_exists: bool
 
 
-async def take_seat(conn: AsyncConnection, reservation: Reservation, now: datetime) -> SeatTaken:
+async def take_seat(conn: asyncpg.Connection, reservation: Reservation, now: datetime) -> SeatTaken:
     """Hold the seat for `reservation` if it is free."""
-    row = (await conn.execute(TAKE_SEAT, {
-        "id": reservation.id, "user_id": reservation.user_id,
-        "schedule_id": reservation.schedule_id, "seat_no": reservation.seat_no,
-        "expires_at": reservation.expires_at, "now": now,
-    })).one()
-    return SeatTaken(None if row.price is None else int(row.price), bool(row.seat_exists))
+    row = await conn.fetchrow(
+        TAKE_SEAT, reservation.id, reservation.user_id, reservation.schedule_id,
+        reservation.seat_no, reservation.expires_at, now,
+    )
+    return SeatTaken(None if row["price"] is None else int(row["price"]), bool(row["seat_exists"]))
 
 
 async def own(

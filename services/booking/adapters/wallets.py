@@ -1,4 +1,8 @@
-"""Wallet balances and their history rows in PostgreSQL."""
+"""Wallet balances and their history rows in PostgreSQL.
+
+Locking and moving a balance serve the API's charge (asyncpg) and the saga's refund
+(SQLAlchemy): one statement each, with $n parameters, run by either (database.Executor).
+"""
 
 from datetime import datetime
 from typing import Any
@@ -7,15 +11,17 @@ from uuid import UUID
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.booking.adapters.database import Executor, execute, fetchrow
+
 SELECT_BALANCE = text("SELECT balance FROM wallets WHERE user_id = :user_id")
-LOCK_BALANCE = text("SELECT balance FROM wallets WHERE user_id = :user_id FOR UPDATE")
-WRITE_MOVEMENT = text("""
+LOCK_BALANCE = "SELECT balance FROM wallets WHERE user_id = $1 FOR UPDATE"
+WRITE_MOVEMENT = """
 WITH moved AS (
-    UPDATE wallets SET balance = :balance_after, updated_at = :now WHERE user_id = :user_id
+    UPDATE wallets SET balance = $4, updated_at = $6 WHERE user_id = $1
 )
 INSERT INTO point_history (user_id, type, amount, balance_after, payment_id, created_at)
-VALUES (:user_id, :type, :amount, :balance_after, :payment_id, :now)
-""")
+VALUES ($1, $2, $3, $4, $5, $6)
+"""
 SELECT_HISTORY = text("""
 SELECT id, type, amount, balance_after, created_at FROM point_history
  WHERE user_id = :user_id AND id < :before
@@ -28,20 +34,17 @@ async def balance(conn: AsyncConnection, user_id: str) -> int:
     return 0 if row is None else int(row.balance)
 
 
-async def lock_balance(conn: AsyncConnection, user_id: str) -> int:
+async def lock_balance(conn: Executor, user_id: str) -> int:
     """Lock the wallet row until commit; callers lock their reservation first."""
-    row = (await conn.execute(LOCK_BALANCE, {"user_id": user_id})).first()
-    return 0 if row is None else int(row.balance)
+    row = await fetchrow(conn, LOCK_BALANCE, user_id)
+    return 0 if row is None else int(row["balance"])
 
 
 async def record_movement(
-    conn: AsyncConnection, user_id: str, kind: str, amount: int, balance_after: int,
+    conn: Executor, user_id: str, kind: str, amount: int, balance_after: int,
     now: datetime, payment_id: UUID | None = None,
 ) -> None:
-    await conn.execute(WRITE_MOVEMENT, {
-        "user_id": user_id, "type": kind, "amount": amount, "balance_after": balance_after,
-        "payment_id": payment_id, "now": now,
-    })
+    await execute(conn, WRITE_MOVEMENT, user_id, kind, amount, balance_after, payment_id, now)
 
 
 async def history(

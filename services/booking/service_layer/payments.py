@@ -5,6 +5,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.booking.adapters import outbox, payments
@@ -22,7 +23,7 @@ class PaymentReceipt:
 
 
 async def pay(
-    conn: AsyncConnection, user_id: str, reservation_id: UUID, queue_token: str | None,
+    conn: asyncpg.Connection, user_id: str, reservation_id: UUID, queue_token: str | None,
     now: datetime, trace_id: str | None,
 ) -> PaymentReceipt:
     """Take payment for a hold: one statement locks (reservation, then wallet), one writes."""

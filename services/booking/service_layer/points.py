@@ -6,12 +6,13 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.booking.adapters import wallets
+from services.booking.adapters.database import Executor
 from services.booking.domain.wallet import balance_after_charge
 
 NO_CURSOR = 2**63 - 1
 
 
-async def charge(conn: AsyncConnection, user_id: str, amount: int, now: datetime) -> int:
+async def charge(conn: Executor, user_id: str, amount: int, now: datetime) -> int:
     after = balance_after_charge(await wallets.lock_balance(conn, user_id), amount)
     await wallets.record_movement(conn, user_id, "CHARGE", amount, after, now)
     return after

@@ -4,6 +4,7 @@ from dataclasses import replace
 from datetime import datetime
 from uuid import UUID, uuid4
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.booking.adapters import reservations
@@ -17,7 +18,7 @@ from services.booking.domain.seat_hold import (
 
 
 async def hold_seat(
-    conn: AsyncConnection, user_id: str, schedule_id: UUID, seat_no: int, now: datetime,
+    conn: asyncpg.Connection, user_id: str, schedule_id: UUID, seat_no: int, now: datetime,
     ttl_seconds: int, max_holds: int,
 ) -> Reservation:
     planned = Reservation(

@@ -4,13 +4,14 @@ import hashlib
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import asyncpg
 import orjson
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from starlette.responses import Response
 
 from services.booking.adapters import idempotency_store as store
+from services.booking.adapters.database import driver_connection, driver_transaction
 from services.booking.adapters.idempotency_store import IdempotencyKey, StoredResponse
 from services.booking.domain.errors import (
     BookingError,
@@ -19,8 +20,7 @@ from services.booking.domain.errors import (
 )
 from services.booking.entrypoints.api.problems import booking_problem
 
-Operation = Callable[[AsyncConnection], Awaitable[BaseModel]]
-LOCK_NOT_AVAILABLE = "55P03"
+Operation = Callable[[asyncpg.Connection], Awaitable[BaseModel]]
 
 
 def request_hash(body: BaseModel) -> str:
@@ -46,23 +46,17 @@ def replay(key: IdempotencyKey, stored: StoredResponse) -> Response:
 
 
 async def stored_response(engine: AsyncEngine, key: IdempotencyKey) -> Response | None:
-    async with engine.connect() as conn:
+    async with driver_connection(engine) as conn:
         found = await store.load(conn, key)
     return None if found is None else replay(key, found)
 
 
-def _lock_timed_out(error: DBAPIError) -> bool:
-    return getattr(error.orig, "sqlstate", None) == LOCK_NOT_AVAILABLE
-
-
-async def _claim_or_replay(conn: AsyncConnection, key: IdempotencyKey) -> Response | None:
+async def _claim_or_replay(conn: asyncpg.Connection, key: IdempotencyKey) -> Response | None:
     try:
         if await store.claim(conn, key):
             return None
-    except DBAPIError as error:
-        if _lock_timed_out(error):
-            raise IdempotencyKeyInProgress() from None
-        raise
+    except asyncpg.LockNotAvailableError:  # lock_timeout: the first request still holds the key
+        raise IdempotencyKeyInProgress() from None
     found = await store.load(conn, key)
     if found is None:
         raise IdempotencyKeyInProgress()
@@ -74,7 +68,7 @@ async def run_once(
 ) -> Response:
     """Run `operation` in one transaction with the key's claim, storing what it answered."""
     try:
-        async with engine.begin() as conn:
+        async with driver_transaction(engine) as conn:
             replayed = await _claim_or_replay(conn, key)
             if replayed is not None:
                 return replayed
@@ -87,7 +81,7 @@ async def run_once(
         # The operation's writes are rolled back; only its refusal is kept.
         status, refusal = booking_problem(error)
         problem = render(refusal)
-        async with engine.begin() as conn:
+        async with driver_transaction(engine) as conn:
             if not await store.store(conn, key, status, problem):
                 found = await store.load(conn, key)
                 return replay(key, found) if found else respond(status, problem)

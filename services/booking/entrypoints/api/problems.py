@@ -4,6 +4,7 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+import asyncpg
 import orjson
 from pydantic import ValidationError
 from redis.exceptions import ConnectionError as RedisConnectionError
@@ -87,7 +88,7 @@ def booking_problem(error: errors.BookingError) -> tuple[int, dict[str, Any]]:
 
 def _refused_data(error: Exception) -> bool:
     """SQLSTATE class 22 (data exception): the input is at fault, retrying cannot help."""
-    sqlstate = getattr(getattr(error, "orig", None), "sqlstate", None)
+    sqlstate = getattr(getattr(error, "orig", error), "sqlstate", None)
     return isinstance(sqlstate, str) and sqlstate.startswith("22")
 
 
@@ -114,11 +115,11 @@ def error_response(error: Exception, request: str) -> Response:
         return problem(400, "BAD_REQUEST", "Bad request", "the client went away mid-request")
     if isinstance(error, RedisConnectionError | RedisTimeoutError):
         return _api_error(dependency_unavailable("Redis"))
-    if isinstance(error, IntegrityError):
+    if isinstance(error, IntegrityError | asyncpg.IntegrityConstraintViolationError):
         # Constraints are the last line of defence; a request that trips one lost a race.
-        log.warning("constraint refused a write: %s", error.orig)
+        log.warning("constraint refused a write: %s", getattr(error, "orig", error))
         return problem(409, "CONFLICT", "Conflict", "the request conflicts with the current state")
-    if isinstance(error, DBAPIError | PoolTimeout | OSError):
+    if isinstance(error, DBAPIError | PoolTimeout | OSError | asyncpg.PostgresError | asyncpg.InterfaceError):
         if _refused_data(error):
             return problem(422, "VALIDATION_FAILED", "Validation failed",
                            "the request holds a value the database cannot store")

@@ -3,10 +3,11 @@
 import re
 from datetime import UTC, datetime
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+import asyncpg
 from starlette.responses import Response
 
 from services.booking.adapters import wallets
+from services.booking.adapters.database import driver_transaction
 from services.booking.adapters.idempotency_store import IdempotencyKey
 from services.booking.entrypoints.api import idempotency
 from services.booking.entrypoints.api.guards import checked_idempotency_key
@@ -28,13 +29,13 @@ async def charge(call: Call) -> Balance | Response:
     user_id = call.user.user_id
     body = await call.body(ChargeIn)
 
-    async def operation(conn: AsyncConnection) -> Balance:
+    async def operation(conn: asyncpg.Connection) -> Balance:
         balance = await points.charge(conn, user_id, body.amount, datetime.now(UTC))
         return Balance(user_id=user_id, balance=balance)
 
     key = checked_idempotency_key(call.header("idempotency-key"), required=False)
     if key is None:
-        async with call.services.engine.begin() as conn:
+        async with driver_transaction(call.services.engine) as conn:
             return await operation(conn)
     idem = IdempotencyKey(user_id, "points.charge", key, idempotency.request_hash(body))
     return await idempotency.run_once(call.services.engine, idem, operation, 200)

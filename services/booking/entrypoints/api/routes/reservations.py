@@ -9,6 +9,7 @@ from uuid import UUID
 from redis.exceptions import RedisError
 from starlette.responses import Response
 
+from services.booking.adapters.database import driver_transaction
 from services.booking.domain.errors import SeatUnavailable
 from services.booking.domain.seat_hold import Reservation
 from services.booking.entrypoints.api.guards import require_active_token
@@ -56,7 +57,7 @@ async def hold(call: Call) -> ReservationOut:
     settings = services.settings
     async with crowd_control(services, body.schedule_id, body.seat_no):
         now = datetime.now(UTC)
-        async with services.engine.begin() as conn:
+        async with driver_transaction(services.engine) as conn:
             held = await reservations.hold_seat(
                 conn, user_id, body.schedule_id, body.seat_no, now,
                 settings.hold_ttl_seconds, settings.max_holds_per_user,
