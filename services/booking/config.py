@@ -82,7 +82,7 @@ class Settings(BaseSettings):
     redis_locks_enabled: bool = True
     db_pool_size: Positive = 20
     db_pool_overflow: Annotated[int, Field(ge=0)] = 10
-    # uvicorn worker processes of booking-api (uvicorn's own variable), one per core by
+    # Server worker processes of booking-api (the usual variable), one per core by
     # default: on 2 cores, 2 workers paid 20-25 % more payments/s than 1 with the whole
     # `make run` stack beside them (bench/). Above 1, metrics are kept in files under
     # PROMETHEUS_MULTIPROC_DIR and summed over the workers.

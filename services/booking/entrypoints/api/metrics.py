@@ -1,6 +1,6 @@
 """Prometheus metrics of the HTTP API, correct with one process or several.
 
-With several uvicorn workers (PROMETHEUS_MULTIPROC_DIR set before the workers start),
+With several server workers (PROMETHEUS_MULTIPROC_DIR set before the workers start),
 prometheus_client keeps every value in a file per process and /metrics sums them,
 so one scrape of any worker sees the whole API. Pool gauges are therefore set when
 connections are checked out and in, rather than read by a collector at scrape time,
@@ -164,7 +164,7 @@ class _Without:
 
 
 class ApiProcesses:
-    """process_* of the whole API when uvicorn runs workers: the supervisor and its children.
+    """process_* of the whole API when the server runs workers: the supervisor and its children.
 
     Memory and CPU are summed over them (a leak in any worker shows), the start time is
     the supervisor's (the deployable restarted). Without this, the multiprocess exposition

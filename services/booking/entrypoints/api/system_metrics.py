@@ -2,7 +2,7 @@
 workers' circuit breakers, read at scrape time from PostgreSQL and the broker.
 
 They describe the system, not this process, so they stay out of the per-worker files of
-PROMETHEUS_MULTIPROC_DIR (which would add them up): the uvicorn worker that answers a
+PROMETHEUS_MULTIPROC_DIR (which would add them up): the server worker that answers a
 scrape reads them once. Names and meanings are the relay's and the workers' own, so the
 alerts and panels, which take max() over every target, read them as they are.
 
