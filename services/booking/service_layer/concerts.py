@@ -4,6 +4,7 @@ from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
+import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.booking.adapters import catalogue
@@ -28,7 +29,9 @@ async def list_schedules(
     return found
 
 
-async def list_seats(conn: AsyncConnection, schedule_id: UUID, now: datetime) -> list[tuple[int, int, str]]:
+async def list_seats(
+    conn: asyncpg.Connection, schedule_id: UUID, now: datetime
+) -> list[tuple[int, int, str]]:
     """(seat_no, price, status) of every seat of the schedule."""
     seats = await catalogue.seats_of(conn, schedule_id, now)
     if not seats:

@@ -6,6 +6,7 @@ import orjson
 from starlette.responses import Response
 
 from services.booking.adapters import catalogue
+from services.booking.adapters.database import driver_connection
 from services.booking.entrypoints.api.http import Call, Endpoint
 from services.booking.entrypoints.api.schemas import (
     ConcertIn,
@@ -40,7 +41,7 @@ async def list_schedules(call: Call) -> ScheduleList:
 
 async def list_seats(call: Call) -> Response:
     schedule_id = call.path_id("schedule_id")
-    async with call.services.reads.connect() as conn:
+    async with driver_connection(call.services.engine) as conn:
         seats = await concerts.list_seats(conn, schedule_id, datetime.now(UTC))
     # SeatList's shape written directly: the map is the rush's most frequent read, and a
     # model per seat cost more than the query. The database's constraints hold the types.
