@@ -65,10 +65,14 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
     """
     async with engine.connect() as conn:
         raw = await conn.get_raw_connection()
+        driver: asyncpg.Connection = raw.driver_connection
         try:
-            yield raw.driver_connection
-        except (asyncpg.InterfaceError, asyncpg.PostgresConnectionError, OSError):
-            await conn.invalidate()
+            yield driver
+        except BaseException:
+            # Whatever ended it (a terminated backend answers with a FATAL error, not a
+            # connection error), a closed connection must not go back into the pool.
+            if driver.is_closed():
+                await conn.invalidate()
             raise
 
 
