@@ -28,11 +28,11 @@ from sqlalchemy.engine import make_url
 from workers.devstack import launcher
 from workers.devstack.processes import Part, free_port
 
-# Each worker serves metrics on a fixed default port, which a running `make run` (or
+# Each part (the API too) serves metrics on a fixed default port, which a running `make run` (or
 # another bench) may hold; nothing scrapes them here, so they are off (port 0). A free
 # port picked in advance was no answer: the generator's thousands of client sockets
 # draw from the same ephemeral range, and one took a worker's port before it bound.
-METRICS_PORTS = ("QUEUE_METRICS_PORT", "RELAY_METRICS_PORT", "SAGA_METRICS_PORT",
+METRICS_PORTS = ("METRICS_PORT", "QUEUE_METRICS_PORT", "RELAY_METRICS_PORT", "SAGA_METRICS_PORT",
                  "NOTIFIER_METRICS_PORT", "TOKEN_EXPIRY_METRICS_PORT")
 
 

@@ -250,7 +250,7 @@ def settings_env(database_url: str, redis_url: str, kafka: str, sims: dict[str, 
         "SMS_API_URL": sims["sms"], "SMS_API_KEY": KEYS["sms"] or "", "SMS_TIMEOUT_SECONDS": "2",
         "SMS_RETRY_BASE_SECONDS": "0.05", "SMS_BREAKER_RESET_SECONDS": "2",
         # Several replicas share this host: no fixed metrics ports.
-        "RELAY_METRICS_PORT": "0", "QUEUE_METRICS_PORT": "0", "SAGA_METRICS_PORT": "0",
+        "METRICS_PORT": "0", "RELAY_METRICS_PORT": "0", "QUEUE_METRICS_PORT": "0", "SAGA_METRICS_PORT": "0",
         "NOTIFIER_METRICS_PORT": "0", "TOKEN_EXPIRY_METRICS_PORT": "0",
         "DLQ_REPLAY_GROUP": "chaos-dlq-replay",
     })

@@ -57,9 +57,10 @@ class Settings(BaseSettings):
 
     booking_host: str = "127.0.0.1"
     booking_port: Port = 8000
-    # /metrics is served here only, never on the public port.
+    # /metrics is served here only, never on the public port; 0: not served (as the
+    # workers' *_METRICS_PORT=0), for processes nothing scrapes.
     metrics_host: Word = "127.0.0.1"
-    metrics_port: Port = 9100
+    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9100
 
     # Token buckets, bursts up to twice the rate; 0 turns a limit off.
     rate_limit_user_per_second: NonNegative = 20

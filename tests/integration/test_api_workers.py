@@ -2,6 +2,7 @@
 
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -84,3 +85,18 @@ async def test_metrics_count_every_worker_and_the_memory_of_all_processes(
     assert values["process_resident_memory_bytes"] > 1.5 * max(_rss(pid) for pid in children)
     started = os.stat(f"/proc/{api.pid}").st_mtime
     assert abs(values["process_start_time_seconds"] - started) < 5
+
+
+def test_a_metrics_port_already_taken_stops_the_api_with_one_line(settings: Settings) -> None:
+    """Two deployments on one host must not answer each other's scrapes."""
+    with socket.create_server(("127.0.0.1", 0)) as taken:
+        env = {**os.environ, "DATABASE_URL": str(settings.database_url),
+               "REDIS_URL": str(settings.redis_url),
+               "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
+               "AUTH_JWT_SECRET": JWT_SECRET, "BOOKING_PORT": str(free_port()),
+               "METRICS_PORT": str(taken.getsockname()[1]), "WEB_CONCURRENCY": str(WORKERS)}
+        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+        api = subprocess.run([str(Path(sys.executable).parent / "booking-api")], env=env,
+                             capture_output=True, text=True, timeout=60)
+    assert api.returncode != 0
+    assert "cannot serve metrics on METRICS_HOST:METRICS_PORT" in api.stderr.strip().splitlines()[-1]

@@ -82,9 +82,14 @@ def test_the_metrics_and_rate_limit_defaults() -> None:
     assert defaults.forwarded_allow_ips == "" and defaults.forwarded_networks == ()
 
 
-@pytest.mark.parametrize("port", [0, 65_536, -1, "metrics"])
+@pytest.mark.parametrize("port", [65_536, -1, "metrics"])
 def test_a_metrics_port_out_of_range_is_refused(port: Any) -> None:
     assert "metrics_port" in refusal(metrics_port=port)
+
+
+def test_metrics_port_zero_means_no_metrics_endpoint() -> None:
+    # As the workers' *_METRICS_PORT=0: for processes nothing scrapes (bench, chaos).
+    assert settings(metrics_port=0).metrics_port == 0
 
 
 def test_metrics_are_never_on_the_public_port() -> None:

@@ -3,6 +3,7 @@
 import argparse
 import os
 import shutil
+import sys
 import tempfile
 from pathlib import Path
 
@@ -11,6 +12,7 @@ from granian.log import LogLevels
 from granian.server import Server
 
 from services.booking.config import Settings
+from services.booking.entrypoints.api import metrics_server
 from services.booking.entrypoints.api.logs import configure_api_logging
 from services.common.settings import load_settings_or_exit
 
@@ -57,6 +59,12 @@ def main() -> None:
     settings = load_settings_or_exit(Settings)
     configure_api_logging()
     workers = args.workers or settings.web_concurrency
+    try:
+        if settings.metrics_port:
+            metrics_server.listen(settings.metrics_host, settings.metrics_port)
+    except OSError as error:
+        sys.exit(f"error: cannot serve metrics on METRICS_HOST:METRICS_PORT "
+                 f"({settings.metrics_host}:{settings.metrics_port}): {error.strerror or error}")
     directory, made_here = metrics_directory(settings) if workers > 1 else (None, False)
     try:
         # Each worker process builds its own app from the environment (the factory).

@@ -63,12 +63,15 @@ def create_app(settings: Settings) -> ASGIApp:
         async with open_services(settings) as services:
             POOLS.track(services.engine)
             lifetime.services = services
-            scrapes = await start_metrics_server(
-                settings.metrics_host, settings.metrics_port, lambda: health.exposition(services))
+            scrapes = None
+            if settings.metrics_port:
+                scrapes = await start_metrics_server(
+                    settings.metrics_host, settings.metrics_port, lambda: health.exposition(services))
             try:
                 yield
             finally:
-                scrapes.close()
+                if scrapes is not None:
+                    scrapes.close()
                 lifetime.services = None
                 POOLS.forget(services.engine)
                 forget_process(settings.prometheus_multiproc_dir, os.getpid())

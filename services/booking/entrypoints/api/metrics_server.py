@@ -1,12 +1,17 @@
 """/metrics on METRICS_HOST:METRICS_PORT, apart from the public port (API.md §2).
 
-Every API worker process listens on the same address (SO_REUSEPORT); whichever answers
-a scrape reads the whole API's metrics (metrics.py sums the workers' files). The server
-speaks just enough HTTP/1.1 for a scraper: one GET per connection, then close.
+booking-api binds the address once, before its server forks the workers (`listen`), and
+every worker serves that one socket; whichever answers a scrape reads the whole API's
+metrics (metrics.py sums the workers' files). Binding once, rather than in each worker
+with SO_REUSEPORT, makes a port already taken (another API on the host) stop the process
+at start instead of letting two deployments answer each other's scrapes. An app started
+without booking-api (tests, an embedding server) binds its own. The server speaks just
+enough HTTP/1.1 for a scraper: one GET per connection, then close.
 """
 
 import asyncio
 import logging
+import socket
 from collections.abc import Awaitable, Callable
 
 log = logging.getLogger(__name__)
@@ -46,10 +51,25 @@ async def _serve_one(reader: asyncio.StreamReader, writer: asyncio.StreamWriter,
         writer.close()
 
 
+_listening: socket.socket | None = None  # bound by `listen` in the process that forks the workers
+
+
+def listen(host: str, port: int) -> None:
+    """Bind the metrics address now, for the worker processes forked after this to serve.
+
+    Raises OSError when the address is taken.
+    """
+    global _listening
+    _listening = socket.create_server((host, port), backlog=128)
+
+
 async def start_metrics_server(host: str, port: int, exposition: Exposition) -> asyncio.Server:
-    """Listen for scrapes; close the returned server to stop."""
+    """Serve scrapes on the socket `listen` bound, else on one of our own; close the returned
+    server to stop."""
 
     async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         await _serve_one(reader, writer, exposition)
 
-    return await asyncio.start_server(handle, host, port, reuse_port=True, limit=MAX_REQUEST_BYTES)
+    if _listening is not None:
+        return await asyncio.start_server(handle, sock=_listening, limit=MAX_REQUEST_BYTES)
+    return await asyncio.start_server(handle, host, port, limit=MAX_REQUEST_BYTES)
