@@ -24,7 +24,7 @@ def settings(database_url: str, redis_url: str, kafka_bootstrap: str) -> Setting
 
 @pytest.fixture(scope="session")
 async def api_url(settings: Settings) -> AsyncIterator[str]:
-    async with serve_api(settings) as url, queue_worker(settings):
+    async with serve_api(settings, scraped=True) as url, queue_worker(settings):
         yield url
 
 

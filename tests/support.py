@@ -92,8 +92,14 @@ async def sql(settings: Settings, statement: str, **params: Any) -> list[dict[st
 
 
 @contextlib.asynccontextmanager
-async def serve_api(settings: Settings) -> AsyncIterator[str]:
-    """Run the real app under uvicorn in this event loop; yield its base URL."""
+async def serve_api(settings: Settings, *, scraped: bool = False) -> AsyncIterator[str]:
+    """Run the real app under uvicorn in this event loop; yield its base URL.
+
+    Its metrics go to a port of its own unless `scraped` (then settings.metrics_port, where
+    the test reads them): tests copy settings, and a metrics port is never shared.
+    """
+    if not scraped:
+        settings = settings.model_copy(update={"metrics_port": free_port()})
     port = free_port()
     config = uvicorn.Config(
         create_app(settings), host="127.0.0.1", port=port, log_level="warning",

@@ -79,7 +79,9 @@ async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An API of this test's own (its own database, broker or timeouts), and a client of its
     metrics port."""
     settings = settings.model_copy(update={"metrics_port": free_port()})
-    async with serve_api(settings), httpx.AsyncClient(base_url=metrics_url(settings), timeout=30) as http:
+    async with serve_api(settings, scraped=True), httpx.AsyncClient(
+        base_url=metrics_url(settings), timeout=30
+    ) as http:
         yield http
 
 
