@@ -22,13 +22,14 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bench import checks
-from bench.api import mint
+from bench.api import BookingApi, User, mint
 from bench.cpu import cores_used, cpu_seconds
-from bench.httpclient import Client, HttpError, json_of
+from bench.httpclient import Client, HttpError
 from bench.report import ROOT, Outcome
 from bench.scenarios.common import log_dir, prefix
 from bench.scenarios.queue import SETTINGS
 from bench.stack import RunningStack, running_stack
+from bench.stats import Recorder
 from bench.wrk import Rotation, WrkResult, require_wrk, run_wrk, write_users
 from workers.devstack.processes import free_port
 
@@ -166,30 +167,25 @@ def poll_rotation(stack: RunningStack, scratch: Path) -> Rotation:
     """A waiting token for each of POLLERS users (issued before, not measured), polled in turn."""
     secret = stack.env["AUTH_JWT_SECRET"]
     who = prefix("hp")
-    authorizations = [f"Bearer {mint(secret, f'{who}-{n:06d}')}" for n in range(POLLERS)]
-    tokens = asyncio.run(_issue_tokens(stack, authorizations))
-    users = write_users(scratch / "pollers.tsv", zip(authorizations, tokens, strict=True))
-    return Rotation(users, "GET", "/queue/tokens/me", POLLERS)
+    users = [User.new(secret, f"{who}-{n:06d}") for n in range(POLLERS)]
+    asyncio.run(_issue_tokens(stack, users))
+    rows = ((user.authorization["Authorization"], user.queue_token) for user in users)
+    return Rotation(write_users(scratch / "pollers.tsv", rows), "GET", "/queue/tokens/me", POLLERS)
 
 
-async def _issue_tokens(stack: RunningStack, authorizations: list[str], connections: int = 20) -> list[str]:
+async def _issue_tokens(stack: RunningStack, users: list[User], connections: int = 20) -> None:
     host, port = stack.host_port
-    tokens = [""] * len(authorizations)
+    pending = iter(users)
 
-    async def issue(offset: int) -> None:
-        client = Client(host, port, timeout=30)
+    async def issue() -> None:
+        api = BookingApi(Client(host, port, timeout=30), Recorder())
         try:
-            for index in range(offset, len(authorizations), connections):
-                headers = {"Authorization": authorizations[index]}
-                status, body = await client.request("POST", "/queue/tokens", headers)
-                if status not in (200, 201):
-                    raise RuntimeError(f"POST /queue/tokens answered {status}: {body[:200]!r}")
-                tokens[index] = json_of(body)["token"]
+            for user in pending:
+                await api.issue_token(user)  # raises on anything but 200/201
         finally:
-            client.close()
+            api.client.close()
 
-    await asyncio.gather(*(issue(offset) for offset in range(connections)))
-    return tokens
+    await asyncio.gather(*(issue() for _ in range(connections)))
 
 
 def issue_rate(poll: WrkResult) -> float:
