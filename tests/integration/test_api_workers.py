@@ -1,12 +1,13 @@
-"""booking-api with several server workers: /metrics speaks for all of them."""
+"""booking-api as deployed: granian's workers over RSGI, /metrics speaking for all of them."""
 
+import json
 import os
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
@@ -14,7 +15,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.booking.config import Settings
-from tests.support import JWT_SECRET, auth, free_port, new_user
+from tests.support import JWT_SECRET, assert_problem, auth, free_port, new_user
 
 pytestmark = pytest.mark.integration
 WORKERS = 2
@@ -85,6 +86,51 @@ async def test_metrics_count_every_worker_and_the_memory_of_all_processes(
     assert values["process_resident_memory_bytes"] > 1.5 * max(_rss(pid) for pid in children)
     started = os.stat(f"/proc/{api.pid}").st_mtime
     assert abs(values["process_start_time_seconds"] - started) < 5
+
+
+async def test_the_deployed_server_answers_as_the_tests_server_does(
+    api_with_workers: tuple[str, str, subprocess.Popen[bytes]],
+) -> None:
+    """The suite runs the app under uvicorn (ASGI); booking-api serves it over RSGI. The
+    parts each interface translates on its own: bodies (declared, chunked, too large),
+    HEAD, refusals with headers, the trace id, the query string."""
+    url, _, _ = api_with_workers
+    user = new_user("rsgi")
+    json_auth = {**auth(user), "Content-Type": "application/json"}
+
+    async def chunks(size: int) -> AsyncIterator[bytes]:
+        yield b'{"amount": 10, "padding": "'
+        for _ in range(size // 8_000):
+            yield b"x" * 8_000
+        yield b'"}'
+
+    async with httpx.AsyncClient(base_url=url, timeout=10) as http:
+        charged = await http.post("/points/charge", content=b'{"amount": 10}', headers=json_auth)
+        assert charged.status_code == 200 and charged.json()["balance"] == 10, charged.text
+        streamed = await http.post("/points/charge", content=chunks(16_000), headers=json_auth)
+        assert streamed.status_code == 200 and streamed.json()["balance"] == 20, streamed.text
+        assert_problem(await http.post("/points/charge", content=chunks(80_000), headers=json_auth), 413)
+        declared = json.dumps({"amount": 10, "padding": "x" * 70_000}).encode()
+        assert_problem(await http.post("/points/charge", content=declared, headers=json_auth), 413)
+        assert (await http.get("/points", headers=auth(user))).json()["balance"] == 20
+
+        head = await http.head("/health/live")
+        got = await http.get("/health/live", headers={"X-Trace-Id": "trace-from-client-1"})
+        assert head.status_code == 200 and head.content == b""
+        assert int(head.headers["content-length"]) == len(got.content) > 0
+        assert got.headers["x-trace-id"] == "trace-from-client-1"
+
+        refused = await http.delete("/health/live")
+        assert_problem(refused, 405, "METHOD_NOT_ALLOWED")
+        assert refused.headers["allow"] == "GET, HEAD"
+        anonymous = await http.get("/points")
+        assert_problem(anonymous, 401)
+        assert anonymous.headers["www-authenticate"] == "Bearer"
+        history = "/points/history"
+        too_few = await http.get(history, params={"limit": "0"}, headers=auth(user))
+        assert_problem(too_few, 422, "VALIDATION_FAILED")
+        page = await http.get(history, params={"limit": "1"}, headers=auth(user))
+        assert page.status_code == 200 and len(page.json()["items"]) == 1, page.text
 
 
 def test_a_metrics_port_already_taken_stops_the_api_with_one_line(settings: Settings) -> None:

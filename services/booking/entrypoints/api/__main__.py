@@ -70,7 +70,7 @@ def main() -> None:
         # Each worker process builds its own app from the environment (the factory).
         Server(
             FACTORY, factory=True, address=settings.booking_host, port=settings.booking_port,
-            interface=Interfaces.ASGI, workers=workers, loop=Loops.uvloop, http=HTTPModes.http1,
+            interface=Interfaces.RSGI, workers=workers, loop=Loops.uvloop, http=HTTPModes.http1,
             websockets=False, backlog=BACKLOG, backpressure=BACKPRESSURE,
             log_level=LogLevels.warning,
             workers_kill_timeout=10,

@@ -5,17 +5,17 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 import orjson
-from starlette.responses import HTMLResponse, Response
-from starlette.types import ASGIApp
 
 from services.booking.config import Settings
 from services.booking.entrypoints.api import health, openapi
+from services.booking.entrypoints.api.handling import ApiHandler
 from services.booking.entrypoints.api.http import Call, Endpoint, Router
 from services.booking.entrypoints.api.logs import configure_api_logging
+from services.booking.entrypoints.api.messages import Response
 from services.booking.entrypoints.api.metrics import POOLS, forget_process
 from services.booking.entrypoints.api.metrics_server import start_metrics_server
-from services.booking.entrypoints.api.middleware import ApiMiddleware
 from services.booking.entrypoints.api.routes import catalogue, payments, points, queue, reservations
+from services.booking.entrypoints.api.servers import BookingApp
 from services.booking.entrypoints.api.services import Services, open_services
 from services.common.settings import load_settings_or_exit
 
@@ -30,9 +30,8 @@ ENDPOINTS: list[Endpoint] = [
 
 def documentation(endpoints: list[Endpoint]) -> list[Endpoint]:
     """/openapi.json and /docs, made once from the endpoints they describe."""
-    document = Response(orjson.dumps(openapi.document(endpoints, TITLE, VERSION, DESCRIPTION)),
-                        media_type="application/json")
-    page = HTMLResponse(openapi.swagger_page(TITLE))
+    document = Response(orjson.dumps(openapi.document(endpoints, TITLE, VERSION, DESCRIPTION)))
+    page = Response(openapi.swagger_page(TITLE), media_type="text/html; charset=utf-8")
 
     async def openapi_json(_: Call) -> Response:
         return document
@@ -55,7 +54,7 @@ class Lifetime:
         return self.services
 
 
-def create_app(settings: Settings) -> ASGIApp:
+def create_app(settings: Settings) -> BookingApp:
     lifetime = Lifetime()
 
     @asynccontextmanager
@@ -77,10 +76,10 @@ def create_app(settings: Settings) -> ASGIApp:
                 forget_process(settings.prometheus_multiproc_dir, os.getpid())
 
     endpoints = [*ENDPOINTS, *documentation(ENDPOINTS)]
-    return ApiMiddleware(Router(endpoints, lifetime.current, lifespan))
+    return BookingApp(ApiHandler(Router(endpoints, lifetime.current)), lifespan)
 
 
-def app_from_environment() -> ASGIApp:
+def app_from_environment() -> BookingApp:
     """The app with settings from the environment: the factory each server worker calls."""
     configure_api_logging()
     return create_app(load_settings_or_exit(Settings))

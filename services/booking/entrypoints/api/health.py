@@ -6,16 +6,16 @@ import orjson
 from aiokafka import AIOKafkaClient
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
-from starlette.responses import Response
 
 from services.booking.entrypoints.api.http import Call, Endpoint
+from services.booking.entrypoints.api.messages import Response
 from services.booking.entrypoints.api.metrics import exposition_registry
 from services.booking.entrypoints.api.schemas import Liveness, Readiness
 from services.booking.entrypoints.api.services import Services
 from services.booking.entrypoints.api.system_metrics import FAMILIES
 
 CHECK_TIMEOUT = 2.0
-LIVE = Response(orjson.dumps({"status": "ok"}), media_type="application/json")
+LIVE = Response(orjson.dumps({"status": "ok"}))
 
 
 async def _postgres(services: Services) -> None:
@@ -57,7 +57,7 @@ async def ready(call: Call) -> Response:
     checks = dict(zip(names, results, strict=True))
     healthy = all(result == "ok" for result in results)
     body = {"status": "ok" if healthy else "unavailable", "checks": checks}
-    return Response(orjson.dumps(body), 200 if healthy else 503, media_type="application/json")
+    return Response(orjson.dumps(body), 200 if healthy else 503)
 
 
 async def exposition(services: Services) -> tuple[bytes, str]:

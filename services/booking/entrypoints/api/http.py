@@ -1,5 +1,6 @@
-"""The thin HTTP layer: endpoints declared once, routed here, parsed and answered with
-Starlette's request and response types, documented from the same declarations (openapi.py).
+"""The thin HTTP layer: endpoints declared once, routed and parsed here, documented from the
+same declarations (openapi.py), served through whichever interface the server speaks
+(servers.py: RSGI under granian, ASGI elsewhere).
 
 An endpoint names its method, path, request body, query and response types, who may call
 it and which headers it reads. The same pydantic types validate the request and describe it
@@ -10,18 +11,15 @@ time, and every error is answered by the one mapping in problems.py.
 
 import re
 from collections.abc import Awaitable, Callable, Iterable
-from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass, field
 from typing import Literal, TypeVar
+from urllib.parse import parse_qsl
 from uuid import UUID
 
 from pydantic import BaseModel, ValidationError
-from starlette.exceptions import HTTPException
-from starlette.requests import Request
-from starlette.responses import Response
-from starlette.types import Receive, Scope, Send
 
 from services.booking.entrypoints.api.guards import Caller, authenticate, client_address, within_limit
+from services.booking.entrypoints.api.messages import Request, Response
 from services.booking.entrypoints.api.problems import ApiError, error_response, validation_failed
 from services.booking.entrypoints.api.services import Services
 
@@ -33,7 +31,7 @@ PARAMETER = re.compile(r"{(\w+)}")
 
 def reply(body: BaseModel, status: int = 200) -> Response:
     """`body` as JSON, serialised by its own type (the type the document shows)."""
-    return Response(body.__pydantic_serializer__.to_json(body), status, media_type="application/json")
+    return Response(body.__pydantic_serializer__.to_json(body), status)
 
 
 def is_json(content_type: str | None) -> bool:
@@ -72,14 +70,14 @@ class Call:
         if not is_json(self.request.headers.get("content-type")):
             raise ApiError(415, "UNSUPPORTED_MEDIA_TYPE", "the request body must be application/json")
         try:
-            return model.model_validate_json(await self.request.body())
+            return model.model_validate_json(await self.request.read_body())
         except ValidationError as error:
             raise validation_failed(error) from None
 
     def query(self, model: type[Model]) -> Model:
         assert model is self._endpoint.query, f"{self._endpoint.path} declares {self._endpoint.query}"
         try:
-            return model.model_validate(dict(self.request.query_params))
+            return model.model_validate(dict(parse_qsl(self.request.query_string, keep_blank_values=True)))
         except ValidationError as error:
             raise validation_failed(error) from None
 
@@ -134,8 +132,7 @@ class Endpoint:
 
     @staticmethod
     def _address(request: Request, services: Services) -> str:
-        peer = request.client.host if request.client else None
-        return client_address(peer, request.headers.get("x-forwarded-for"),
+        return client_address(request.peer, request.headers.get("x-forwarded-for"),
                               services.settings.forwarded_networks)
 
 
@@ -147,30 +144,31 @@ class PathRoute:
         self._endpoints = dict(endpoints)
         if "GET" in endpoints and "HEAD" not in endpoints:
             self._endpoints["HEAD"] = endpoints["GET"]
-        self._allow = {"Allow": ", ".join(sorted(self._endpoints))}
+        allow = ", ".join(sorted(self._endpoints))
+        self._not_allowed = ApiError(405, "METHOD_NOT_ALLOWED", f"{path} answers {allow}", {"Allow": allow})
         self._services = services
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        endpoint = self._endpoints.get(scope["method"])
+    async def answer(self, request: Request) -> Response:
+        endpoint = self._endpoints.get(request.method)
         if endpoint is None:
-            raise HTTPException(405, f"{self.path} answers {self._allow['Allow']}", self._allow)
-        request = Request(scope, receive)
+            return error_response(self._not_allowed, "")
         try:
-            response = await endpoint.answer(request, self._services())
+            return await endpoint.answer(request, self._services())
         except Exception as error:  # every failure becomes a problem answer; problems.py decides which
-            response = error_response(error, f"{scope['method']} {endpoint.path}")
-        await response(scope, receive, send)
+            return error_response(error, f"{request.method} {endpoint.path}")
+
+
+NO_ROUTE = ApiError(404, "NOT_FOUND", "no such route")
 
 
 class Router:
     """Finds a request's PathRoute: fixed paths by one dict lookup, templated ones by pattern.
 
     Starlette's router tries every route's pattern in turn, which cost more than the whole
-    of a cheap request; this one runs the ASGI lifespan of the app as well.
+    of a cheap request.
     """
 
-    def __init__(self, endpoints: Iterable[Endpoint], services: Callable[[], Services],
-                 lifespan: Callable[[], AbstractAsyncContextManager[None]]) -> None:
+    def __init__(self, endpoints: Iterable[Endpoint], services: Callable[[], Services]) -> None:
         by_path: dict[str, dict[str, Endpoint]] = {}
         for endpoint in endpoints:
             by_path.setdefault(endpoint.path, {})[endpoint.method] = endpoint
@@ -182,39 +180,15 @@ class Router:
                 self._templated.append((re.compile(PARAMETER.sub(r"(?P<\1>[^/]+)", path) + "$"), route))
             else:
                 self._fixed[path] = route
-        self._lifespan = lifespan
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "lifespan":
-            await self._run_lifespan(receive, send)
-            return
-        path = scope["path"]
+    def route(self, request: Request) -> PathRoute | None:
+        """The route of the request's path (its path ids set on the request), or None."""
+        path = request.path
         route = self._fixed.get(path)
-        if route is None:
-            for pattern, candidate in self._templated:
-                if (found := pattern.match(path)) is not None:
-                    route = candidate
-                    scope["path_params"] = found.groupdict()
-                    break
-            else:
-                raise HTTPException(404, "no such route")
-        scope["endpoint"] = route
-        await route(scope, receive, send)
-
-    async def _run_lifespan(self, receive: Receive, send: Send) -> None:
-        await receive()  # lifespan.startup
-        phase = "startup"
-        try:
-            async with self._lifespan():
-                await send({"type": "lifespan.startup.complete"})
-                phase = "shutdown"
-                await receive()  # lifespan.shutdown
-        except BaseException as error:
-            await send({"type": f"lifespan.{phase}.failed", "message": repr(error)})
-            raise
-        await send({"type": "lifespan.shutdown.complete"})
-
-
-def route_template(scope: Scope) -> str:
-    """The matched route's template (the router records its route), never the raw path."""
-    return str(getattr(scope.get("endpoint"), "path", "unmatched"))
+        if route is not None:
+            return route
+        for pattern, candidate in self._templated:
+            if (found := pattern.match(path)) is not None:
+                request.path_params = found.groupdict()
+                return candidate
+        return None

@@ -8,7 +8,6 @@ import asyncpg
 import orjson
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
-from starlette.responses import Response
 
 from services.booking.adapters import idempotency_store as store
 from services.booking.adapters.database import driver_connection, driver_transaction
@@ -18,6 +17,7 @@ from services.booking.domain.errors import (
     IdempotencyKeyInProgress,
     IdempotencyKeyReused,
 )
+from services.booking.entrypoints.api.messages import Response
 from services.booking.entrypoints.api.problems import booking_problem
 
 Operation = Callable[[asyncpg.Connection], Awaitable[BaseModel]]
@@ -36,7 +36,7 @@ def render(body: BaseModel | dict[str, Any]) -> str:
 
 def respond(status: int, body: str) -> Response:
     media = "application/problem+json" if status >= 400 else "application/json"
-    return Response(body, status_code=status, media_type=media)
+    return Response(body, status, media_type=media)
 
 
 def replay(key: IdempotencyKey, stored: StoredResponse) -> Response:

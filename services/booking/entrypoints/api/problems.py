@@ -11,11 +11,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from starlette.exceptions import HTTPException
-from starlette.requests import ClientDisconnect
-from starlette.responses import Response
 
 from services.booking.domain import errors
+from services.booking.entrypoints.api.messages import ClientGone, Response
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +76,7 @@ def problem_body(status: int, code: str, title: str, detail: str) -> dict[str, A
 def problem(status: int, code: str, title: str, detail: str,
             headers: Mapping[str, str] | None = None) -> Response:
     body = orjson.dumps(problem_body(status, code, title, detail))
-    return Response(body, status, headers, media_type=PROBLEM_JSON)
+    return Response(body, status, headers, PROBLEM_JSON)
 
 
 def booking_problem(error: errors.BookingError) -> tuple[int, dict[str, Any]]:
@@ -96,12 +94,6 @@ def _api_error(error: ApiError) -> Response:
     return problem(error.status, error.code, title_of(error.status), error.detail, error.headers)
 
 
-def http_exception_response(error: HTTPException) -> Response:
-    """The router's own refusals (404 for no route, 405 with Allow) as problems."""
-    code = HTTP_CODES.get(error.status_code, "HTTP_ERROR")
-    return problem(error.status_code, code, title_of(error.status_code), str(error.detail), error.headers)
-
-
 def error_response(error: Exception, request: str) -> Response:
     """The answer to any error `request` ("METHOD /path") raised: a problem, never a stack trace."""
     if isinstance(error, ApiError):
@@ -109,9 +101,7 @@ def error_response(error: Exception, request: str) -> Response:
     if isinstance(error, errors.BookingError):
         status, body = booking_problem(error)
         return Response(orjson.dumps(body), status, media_type=PROBLEM_JSON)
-    if isinstance(error, HTTPException):
-        return http_exception_response(error)
-    if isinstance(error, ClientDisconnect):  # nobody reads this answer
+    if isinstance(error, ClientGone):  # nobody reads this answer
         return problem(400, "BAD_REQUEST", "Bad request", "the client went away mid-request")
     if isinstance(error, RedisConnectionError | RedisTimeoutError):
         return _api_error(dependency_unavailable("Redis"))

@@ -3,11 +3,11 @@
 from datetime import UTC, datetime
 
 import orjson
-from starlette.responses import Response
 
 from services.booking.adapters import catalogue
 from services.booking.adapters.database import driver_connection
 from services.booking.entrypoints.api.http import Call, Endpoint
+from services.booking.entrypoints.api.messages import Response
 from services.booking.entrypoints.api.schemas import (
     ConcertIn,
     ConcertList,
@@ -46,7 +46,7 @@ async def list_seats(call: Call) -> Response:
     # SeatList's shape written directly: the map is the rush's most frequent read, and a
     # model per seat cost more than the query. The database's constraints hold the types.
     items = [{"seat_no": seat_no, "price": price, "status": status} for seat_no, price, status in seats]
-    return Response(orjson.dumps({"items": items}), media_type="application/json")
+    return Response(orjson.dumps({"items": items}))
 
 
 ENDPOINTS = [

@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 
 from redis.exceptions import RedisError
 from sqlalchemy.ext.asyncio import AsyncConnection
-from starlette.responses import Response
 
 from services.booking.adapters import payments as payment_rows
 from services.booking.adapters.idempotency_store import IdempotencyKey
@@ -13,6 +12,7 @@ from services.booking.domain.errors import BookingError
 from services.booking.entrypoints.api import idempotency
 from services.booking.entrypoints.api.guards import checked_idempotency_key, require_active_token
 from services.booking.entrypoints.api.http import Call, Endpoint
+from services.booking.entrypoints.api.messages import Response
 from services.booking.entrypoints.api.schemas import PayIn, PaymentCreated, PaymentOut, TicketList
 from services.booking.entrypoints.api.tracing import current_trace_id
 from services.booking.service_layer import payments
@@ -57,7 +57,7 @@ async def pay(call: Call) -> Response:
         return _created(receipt)
 
     response = await idempotency.run_once(services.engine, key, operation, 201)
-    if response.status_code == 201:
+    if response.status == 201:
         try:
             await services.waiting_room.expire(token)
         except RedisError:

@@ -4,7 +4,6 @@ import re
 from datetime import UTC, datetime
 
 import asyncpg
-from starlette.responses import Response
 
 from services.booking.adapters import wallets
 from services.booking.adapters.database import driver_transaction
@@ -12,6 +11,7 @@ from services.booking.adapters.idempotency_store import IdempotencyKey
 from services.booking.entrypoints.api import idempotency
 from services.booking.entrypoints.api.guards import checked_idempotency_key
 from services.booking.entrypoints.api.http import Call, Endpoint
+from services.booking.entrypoints.api.messages import Response
 from services.booking.entrypoints.api.problems import ApiError
 from services.booking.entrypoints.api.schemas import Balance, ChargeIn, HistoryPage, HistoryQuery
 from services.booking.service_layer import points

@@ -2,12 +2,11 @@
 
 import random
 
-from starlette.responses import Response
-
 from services.booking.domain.errors import QueueTokenInvalid
 from services.booking.domain.waiting_queue import QueueTicket, retry_after_seconds
 from services.booking.entrypoints.api.guards import present_queue_token
 from services.booking.entrypoints.api.http import Call, Endpoint, reply
+from services.booking.entrypoints.api.messages import Response
 from services.booking.entrypoints.api.schemas import QueueTokenOut
 
 

@@ -7,13 +7,13 @@ from datetime import UTC, datetime
 from uuid import UUID
 
 from redis.exceptions import RedisError
-from starlette.responses import Response
 
 from services.booking.adapters.database import driver_transaction
 from services.booking.domain.errors import SeatUnavailable
 from services.booking.domain.seat_hold import Reservation
 from services.booking.entrypoints.api.guards import require_active_token
 from services.booking.entrypoints.api.http import Call, Endpoint
+from services.booking.entrypoints.api.messages import Response
 from services.booking.entrypoints.api.schemas import HoldIn, ReservationOut
 from services.booking.entrypoints.api.services import Services
 from services.booking.service_layer import reservations
@@ -79,7 +79,7 @@ async def cancel(call: Call) -> Response:
         await reservations.cancel_reservation(
             conn, call.user.user_id, reservation_id, datetime.now(UTC)
         )
-    return Response(status_code=204)
+    return Response(status=204)
 
 
 ENDPOINTS = [
