@@ -2,8 +2,9 @@
 round trips and seat-lock contention.
 
 Series are bound to their labels once, here: a request pays one observation per wait,
-not a label lookup. Gauges sum over the API's worker processes ("livesum") when
-PROMETHEUS_MULTIPROC_DIR is set (see entrypoints/api/metrics.py).
+not a label lookup; Redis round trips are batched in memory (common/batched_metrics.py).
+Gauges sum over the API's worker processes ("livesum") when PROMETHEUS_MULTIPROC_DIR is
+set (see entrypoints/api/metrics.py).
 """
 
 import time
@@ -12,6 +13,8 @@ from contextlib import contextmanager
 from typing import TypeVar
 
 from prometheus_client import Counter, Gauge, Histogram
+
+from services.common.batched_metrics import BatchedHistogram
 
 # Waits from sub-millisecond (an idle connection) to the pool's 10 s timeout.
 WAIT_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10)
@@ -50,7 +53,7 @@ class RedisTimer:
     """Times one kind of Redis operation into redis_operation_duration_seconds."""
 
     def __init__(self, operation: str) -> None:
-        self.observe = REDIS_DURATION.labels(operation).observe
+        self.observe = BatchedHistogram(REDIS_DURATION.labels(operation)).observe
 
     async def time(self, operation: Awaitable[T]) -> T:
         """The operation's result, its round trip observed (a plain await: no context manager

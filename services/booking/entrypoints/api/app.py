@@ -1,5 +1,7 @@
 """The booking API application factory."""
 
+import asyncio
+import contextlib
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -17,6 +19,7 @@ from services.booking.entrypoints.api.metrics_server import start_metrics_server
 from services.booking.entrypoints.api.routes import catalogue, payments, points, queue, reservations
 from services.booking.entrypoints.api.servers import BookingApp
 from services.booking.entrypoints.api.services import Services, open_services
+from services.common import batched_metrics
 from services.common.settings import load_settings_or_exit
 
 TITLE = "Concert booking API"
@@ -62,13 +65,17 @@ def create_app(settings: Settings) -> BookingApp:
         async with open_services(settings) as services:
             POOLS.track(services.engine)
             lifetime.services = services
+            ticker = asyncio.create_task(batched_metrics.flush_every_second())
             scrapes = None
-            if settings.metrics_port:
-                scrapes = await start_metrics_server(
-                    settings.metrics_host, settings.metrics_port, lambda: health.exposition(services))
             try:
+                if settings.metrics_port:
+                    scrapes = await start_metrics_server(
+                        settings.metrics_host, settings.metrics_port, lambda: health.exposition(services))
                 yield
             finally:
+                ticker.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await ticker  # its last flush
                 if scrapes is not None:
                     scrapes.close()
                 lifetime.services = None

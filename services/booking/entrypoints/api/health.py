@@ -13,6 +13,7 @@ from services.booking.entrypoints.api.metrics import exposition_registry
 from services.booking.entrypoints.api.schemas import Liveness, Readiness
 from services.booking.entrypoints.api.services import Services
 from services.booking.entrypoints.api.system_metrics import FAMILIES
+from services.common import batched_metrics
 
 CHECK_TIMEOUT = 2.0
 LIVE = Response(orjson.dumps({"status": "ok"}))
@@ -63,6 +64,7 @@ async def ready(call: Call) -> Response:
 async def exposition(services: Services) -> tuple[bytes, str]:
     """The Prometheus text of the whole API, with the system view read for this scrape."""
     system = await services.system_view.families()
+    batched_metrics.flush()  # this process's last second; the other workers' tickers flush theirs
     registry = exposition_registry(services.settings.prometheus_multiproc_dir, system, FAMILIES)
     return generate_latest(registry), CONTENT_TYPE_LATEST
 

@@ -29,6 +29,8 @@ from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import QueuePool
 
+from services.common.batched_metrics import BatchedCounter, BatchedHistogram
+
 REQUESTS = Counter(
     "http_requests_total", "HTTP requests answered", ["method", "route", "status"]
 )
@@ -39,44 +41,40 @@ LATENCY = Histogram(
 ERRORS = Counter("http_errors_total", "HTTP 5xx answers", ["route", "status"])
 
 
-Series = tuple[Callable[[], None], Callable[[float], None]]
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
 
 
+class _Series:
+    """The batched series one (method, route, status) feeds."""
+
+    __slots__ = ("count", "error", "time")
+
+    def __init__(self, method: str, route: str, status: int) -> None:
+        self.count = BatchedCounter(REQUESTS.labels(method, route, str(status)))
+        self.time = BatchedHistogram(LATENCY.labels(method, route))
+        self.error = BatchedCounter(ERRORS.labels(route, str(status))) if status >= 500 else None
+
+
 class RequestMetrics:
-    """Counts and times answered requests, finding each label set's series once.
+    """Counts and times answered requests, in process memory (services/common/batched_metrics).
 
     `labels()` looks a series up under a lock on every call; the series of a (method,
     route, status) never change, so they are kept here after their first use.
     """
 
     def __init__(self) -> None:
-        self._series: dict[tuple[str, str, int], Series] = {}
+        self._series: dict[tuple[str, str, int], _Series] = {}
 
     def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         if method not in METHODS:  # a client may send any method: the series must stay bounded
             method = "OTHER"
         series = self._series.get((method, route, status))
         if series is None:
-            series = self._add(method, route, status)
-        count, time = series
-        count()
-        time(seconds)
-
-    def _add(self, method: str, route: str, status: int) -> Series:
-        counted = REQUESTS.labels(method, route, str(status))
-        timed = LATENCY.labels(method, route)
-        if status >= 500:
-            error = ERRORS.labels(route, str(status))
-
-            def count() -> None:
-                counted.inc()
-                error.inc()
-        else:
-            count = counted.inc
-        series = (count, timed.observe)
-        self._series[(method, route, status)] = series
-        return series
+            series = self._series[(method, route, status)] = _Series(method, route, status)
+        series.count.inc()
+        if series.error is not None:
+            series.error.inc()
+        series.time.observe(seconds)
 
 
 REQUEST_METRICS = RequestMetrics()
