@@ -69,10 +69,9 @@ class Notifier:
     async def deliver(self, request: NotificationRequested, trace_id: str | None = None) -> str:
         """Deliver or skip the notification; return the result (delivered:<channel>, ...)."""
         async with delivery_log.exclusive(self.engine, request.notification_id) as entry:
-            state = await entry.open(request)
+            state, content = await entry.open(request)
             if state.status in FINAL:
                 return "duplicate"
-            content = await entry.content(request)
             if content is None:
                 raise NotificationUnknown(f"no user {request.user_id} or schedule {request.schedule_id}")
             if content.phone is None:

@@ -8,6 +8,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 UNREACHABLE = (
     OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
     asyncpg.InterfaceError,
+    # A server shutting down ends its sessions with these (SQLAlchemy reports them as a
+    # lost connection; statements run on asyncpg directly see them as they are).
+    asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
 )
 
 

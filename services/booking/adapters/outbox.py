@@ -25,6 +25,21 @@ VALUES (:event_id, :event_type, 1, :topic, :aggregate_type, :aggregate_id, :trac
         CAST(:payload AS jsonb))
 """)
 
+
+def insert_events_from(parameter: str) -> str:
+    """An INSERT of the outbox rows given as one JSON array (outbox_row's dicts) in `parameter`,
+    to run as a CTE of a larger statement: a transaction's writes and its events in one round
+    trip. `parameter` is a placeholder such as "$7", never input."""
+    return f"""
+    INSERT INTO outbox (event_id, event_type, event_version, topic, aggregate_type,
+                        aggregate_id, trace_id, payload)
+    SELECT e.event_id, e.event_type, 1, e.topic, e.aggregate_type, e.aggregate_id, e.trace_id,
+           CAST(e.payload AS jsonb)
+      FROM jsonb_to_recordset(CAST({parameter} AS jsonb)) AS e(
+           event_id uuid, event_type text, topic text, aggregate_type text, aggregate_id text,
+           trace_id text, payload text)"""  # noqa: S608 (constants only: no input)
+
+
 # One place decides where each event goes and which aggregate orders it.
 ROUTES: dict[type, tuple[str, str, str]] = {
     PaymentCompleted: (topics.PAYMENTS, "payment", "payment_id"),

@@ -10,6 +10,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from services.booking.adapters.outbox import insert_events_from
 from services.booking.domain.seat_hold import Reservation
 
 # The reservation row, then its owner's wallet row, locked in that order by one
@@ -27,7 +28,7 @@ SELECT r.id, r.user_id, r.schedule_id, r.seat_no, r.price, r.status, r.expires_a
 # ticket, reservation, token expiry, outbox rows, and the seat, whose update is
 # conditional on this reservation still holding it. When it is not, the caller rolls
 # the whole transaction back.
-RECORD_PAYMENT = """
+RECORD_PAYMENT = f"""
 WITH wallet AS (
     UPDATE wallets SET balance = $10, updated_at = $9 WHERE user_id = $4
 ), history AS (
@@ -46,14 +47,7 @@ WITH wallet AS (
     INSERT INTO queue_token_expiries (token, user_id, payment_id, expired_at)
     SELECT $8, $4, $1, $9 WHERE CAST($8 AS text) IS NOT NULL
     ON CONFLICT (token) DO NOTHING
-), events AS (
-    INSERT INTO outbox (event_id, event_type, event_version, topic, aggregate_type,
-                        aggregate_id, trace_id, payload)
-    SELECT e.event_id, e.event_type, 1, e.topic, e.aggregate_type, e.aggregate_id, e.trace_id,
-           CAST(e.payload AS jsonb)
-      FROM jsonb_to_recordset(CAST($11 AS jsonb)) AS e(
-           event_id uuid, event_type text, topic text, aggregate_type text, aggregate_id text,
-           trace_id text, payload text)
+), events AS ({insert_events_from("$11")}
 ), seat AS (
     UPDATE seats SET status = 'SOLD', held_until = NULL
      WHERE schedule_id = $6 AND seat_no = $7
@@ -61,7 +55,7 @@ WITH wallet AS (
     RETURNING 1
 )
 SELECT count(*) AS sold FROM seat
-"""
+"""  # noqa: S608 (constants only: no input)
 SELECT_PAYMENT = text("""
 SELECT id, reservation_id, amount, status, created_at, refunded_at
   FROM payments WHERE id = :id AND user_id = :user_id

@@ -1,46 +1,82 @@
 """Ticket saga state, processed-event tracking and the venue's view of a ticket in PostgreSQL."""
 
+import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
+
+from services.booking.adapters.outbox import insert_events_from
 
 MARK_PROCESSED = text("""
 INSERT INTO processed_events (consumer, event_id) VALUES (:consumer, :event_id)
 ON CONFLICT DO NOTHING RETURNING 1
 """)
-IS_PROCESSED = text("SELECT 1 FROM processed_events WHERE consumer = :consumer AND event_id = :event_id")
-# Counts a pass at the venue; a finished saga is returned untouched.
-START = text("""
-INSERT INTO ticket_sagas AS s (payment_id, ticket_id, status, passes, started_at, updated_at)
-VALUES (:payment_id, :ticket_id, 'REGISTERING', 1, :now, :now)
-ON CONFLICT (payment_id) DO UPDATE
-   SET passes = s.passes + 1, updated_at = :now WHERE s.status = 'REGISTERING'
-RETURNING status
-""")
-STATUS = text("SELECT status FROM ticket_sagas WHERE payment_id = :payment_id")
-# Locks the saga row first: a twin delivery finishing at the same time waits here and
-# then finds the saga closed.
+# The saga's first step for one PaymentCompleted event, in one statement (its own
+# transaction): skip an event already processed; read what the venue needs; open the
+# saga or count another pass. A saga that is no longer REGISTERING is left alone and the
+# event marked processed (the upsert returns no row only then). `processed` and
+# `started` say which case this is; no context row means an unknown payment.
+CLAIM = """
+WITH processed AS (
+    SELECT 1 FROM processed_events WHERE consumer = $1 AND event_id = $2
+), context AS (
+    SELECT c.title AS concert_title, s.starts_at, COALESCE(u.name, u.id) AS holder
+      FROM payments p
+      JOIN tickets t ON t.payment_id = p.id
+      JOIN schedules s ON s.id = t.schedule_id
+      JOIN concerts c ON c.id = s.concert_id
+      JOIN users u ON u.id = p.user_id
+     WHERE p.id = $3 AND NOT EXISTS (SELECT 1 FROM processed)
+), started AS (
+    INSERT INTO ticket_sagas AS s (payment_id, ticket_id, status, passes, started_at, updated_at)
+    SELECT $3, $4, 'REGISTERING', 1, $5, $5 FROM context
+    ON CONFLICT (payment_id) DO UPDATE
+       SET passes = s.passes + 1, updated_at = $5 WHERE s.status = 'REGISTERING'
+    RETURNING 1
+), finished AS (
+    INSERT INTO processed_events (consumer, event_id)
+    SELECT $1, $2 FROM context WHERE NOT EXISTS (SELECT 1 FROM started)
+    ON CONFLICT DO NOTHING
+)
+SELECT EXISTS (SELECT 1 FROM processed) AS processed, EXISTS (SELECT 1 FROM started) AS started,
+       context.concert_title, context.starts_at, context.holder
+  FROM (SELECT 1) AS one LEFT JOIN context ON true
+"""
+# The saga's last step when the venue registered the ticket, in one statement: mark the
+# event processed, close the saga, confirm the ticket, write its events. Each step runs
+# only if the one before it did: a twin delivery of the same event waits on the
+# processed-event key and then writes nothing; a delivery of another event for the same
+# payment waits on the saga row and finds it closed.
+SETTLE_CONFIRMED = f"""
+WITH marked AS (
+    INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)
+    ON CONFLICT DO NOTHING RETURNING 1
+), finished AS (
+    UPDATE ticket_sagas SET status = 'CONFIRMED', reason = NULL, venue_attempts = $5,
+           updated_at = $6, finished_at = $6
+     WHERE payment_id = $3 AND status = 'REGISTERING' AND EXISTS (SELECT 1 FROM marked)
+    RETURNING 1
+), ticket AS (
+    UPDATE tickets SET status = 'CONFIRMED', updated_at = $6
+     WHERE id = $4 AND status = 'PENDING' AND EXISTS (SELECT 1 FROM finished)
+), events AS ({insert_events_from("$7")}
+     WHERE EXISTS (SELECT 1 FROM finished)
+)
+SELECT EXISTS (SELECT 1 FROM finished)
+"""  # noqa: S608 (constants only: no input)
+# The compensation path (rare) closes the saga inside its refund transaction. Locks the
+# saga row first: a twin delivery finishing at the same time waits here and then finds
+# the saga closed.
 FINISH = text("""
 UPDATE ticket_sagas SET status = :status, reason = :reason, venue_attempts = :attempts,
        updated_at = :now, finished_at = :now
  WHERE payment_id = :payment_id AND status = 'REGISTERING'
 RETURNING 1
-""")
-CONFIRM_TICKET = text("""
-UPDATE tickets SET status = 'CONFIRMED', updated_at = :now WHERE id = :ticket_id AND status = 'PENDING'
-""")
-REGISTRATION_CONTEXT = text("""
-SELECT c.title AS concert_title, s.starts_at, COALESCE(u.name, u.id) AS holder
-  FROM payments p
-  JOIN tickets t ON t.payment_id = p.id
-  JOIN schedules s ON s.id = t.schedule_id
-  JOIN concerts c ON c.id = s.concert_id
-  JOIN users u ON u.id = p.user_id
- WHERE p.id = :payment_id
 """)
 LIST = text("""
 SELECT s.payment_id, s.ticket_id, s.status, s.passes, s.venue_attempts, s.reason, s.started_at,
@@ -59,24 +95,39 @@ class RegistrationContext:
     holder: str
 
 
-async def is_processed(conn: AsyncConnection, consumer: str, event_id: UUID) -> bool:
-    params = {"consumer": consumer, "event_id": event_id}
-    return (await conn.execute(IS_PROCESSED, params)).first() is not None
+@dataclass(frozen=True)
+class Claim:
+    """What the saga's first step found: a repeat, an unknown payment, or a saga to run."""
+
+    processed: bool  # the event was handled before
+    started: bool  # the saga is open (REGISTERING) for this pass
+    context: RegistrationContext | None  # None: no such payment with a ticket
+
+
+async def claim(conn: asyncpg.Connection, consumer: str, event_id: UUID, payment_id: UUID,
+                ticket_id: UUID, now: datetime) -> Claim:
+    row = await conn.fetchrow(CLAIM, consumer, event_id, payment_id, ticket_id, now)
+    assert row is not None  # the outer SELECT always has its one row
+    context = None
+    if row["concert_title"] is not None:
+        context = RegistrationContext(row["concert_title"], row["starts_at"], row["holder"])
+    return Claim(row["processed"], row["started"], context)
+
+
+async def settle_confirmed(conn: asyncpg.Connection, consumer: str, event_id: UUID,
+                           payment_id: UUID, ticket_id: UUID, attempts: int, now: datetime,
+                           outbox_rows: list[dict[str, Any]]) -> bool:
+    """Close the saga as CONFIRMED with its events; False when another delivery closed it."""
+    return bool(await conn.fetchval(
+        SETTLE_CONFIRMED, consumer, event_id, payment_id, ticket_id, attempts, now,
+        json.dumps(outbox_rows, default=str),
+    ))
 
 
 async def mark_processed(conn: AsyncConnection, consumer: str, event_id: UUID) -> bool:
     """Record the event as handled; False when it already was (a twin got there first)."""
     params = {"consumer": consumer, "event_id": event_id}
     return (await conn.execute(MARK_PROCESSED, params)).first() is not None
-
-
-async def start(conn: AsyncConnection, payment_id: UUID, ticket_id: UUID, now: datetime) -> str:
-    """Open the saga or count another pass; return its status (finished ones are left alone)."""
-    params = {"payment_id": payment_id, "ticket_id": ticket_id, "now": now}
-    row = (await conn.execute(START, params)).first()
-    if row is not None:
-        return str(row.status)
-    return str((await conn.execute(STATUS, {"payment_id": payment_id})).scalar_one())
 
 
 async def finish(
@@ -89,15 +140,6 @@ async def finish(
         "now": now,
     })).first()
     return row is not None
-
-
-async def confirm_ticket(conn: AsyncConnection, ticket_id: UUID, now: datetime) -> None:
-    await conn.execute(CONFIRM_TICKET, {"ticket_id": ticket_id, "now": now})
-
-
-async def registration_context(conn: AsyncConnection, payment_id: UUID) -> RegistrationContext | None:
-    row = (await conn.execute(REGISTRATION_CONTEXT, {"payment_id": payment_id})).first()
-    return None if row is None else RegistrationContext(**row._mapping)
 
 
 async def list_sagas(

@@ -15,6 +15,7 @@ from uuid import UUID
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.booking.adapters import outbox, refunds, sagas, wallets
+from services.booking.adapters.database import driver_connection
 from services.booking.adapters.sagas import RegistrationContext
 from services.booking.adapters.venue_client import VenueRegistrar, VenueRegistration
 from services.booking.domain import ticket_saga
@@ -47,25 +48,34 @@ class TicketSaga:
     async def on_payment_completed(
         self, event_id: UUID, payment: PaymentCompleted, trace_id: str | None
     ) -> str:
-        """Run the saga for one payment; return what happened (for logs and metrics)."""
-        async with self.engine.begin() as conn:
-            if await sagas.is_processed(conn, CONSUMER, event_id):
-                return "duplicate"
-            context = await sagas.registration_context(conn, payment.payment_id)
-            if context is None:
-                raise PaymentUnknown(f"no payment {payment.payment_id} with a ticket")
-            status = await sagas.start(conn, payment.payment_id, payment.ticket_id, self.clock())
-        if status in ticket_saga.FINISHED:
-            async with self.engine.begin() as conn:
-                await sagas.mark_processed(conn, CONSUMER, event_id)
+        """Run the saga for one payment; return what happened (for logs and metrics).
+
+        The usual path is two statements, each its own transaction: one claims the event
+        and reads what the venue needs, the venue is called outside any transaction, one
+        settles the saga with the ticket's events. Undoing a payment is rare and runs as
+        one transaction of several statements (_compensate).
+        """
+        async with driver_connection(self.engine) as conn:
+            claimed = await sagas.claim(
+                conn, CONSUMER, event_id, payment.payment_id, payment.ticket_id, self.clock())
+        if claimed.processed:
             return "duplicate"
-        verdict = await self._register(payment, context, trace_id)
+        if claimed.context is None:
+            raise PaymentUnknown(f"no payment {payment.payment_id} with a ticket")
+        if not claimed.started:  # the saga finished before; the claim marked the event
+            return "duplicate"
+        verdict = await self._register(payment, claimed.context, trace_id)
+        if isinstance(verdict, Registered):
+            events = [outbox.outbox_row(event, trace_id)
+                      for event in ticket_saga.confirmation_events(payment)]
+            async with driver_connection(self.engine) as conn:
+                done = await sagas.settle_confirmed(
+                    conn, CONSUMER, event_id, payment.payment_id, payment.ticket_id,
+                    verdict.attempts, self.clock(), events)
+            return "confirmed" if done else "duplicate"
         async with self.engine.begin() as conn:
             if not await sagas.mark_processed(conn, CONSUMER, event_id):
                 return "duplicate"
-            if isinstance(verdict, Registered):
-                done = await self._confirm(conn, payment, verdict, trace_id)
-                return "confirmed" if done else "duplicate"
             done = await self._compensate(conn, payment, verdict, trace_id)
             return "compensated" if done else "duplicate"
 
@@ -93,19 +103,6 @@ class TicketSaga:
             code = f" {outcome.code}" if outcome.code else ""
             return Refused(f"venue rejected the ticket: HTTP {outcome.status}{code}", outcome.attempts)
         raise AssertionError("unreachable")
-
-    async def _confirm(
-        self, conn: AsyncConnection, payment: PaymentCompleted, verdict: Registered,
-        trace_id: str | None,
-    ) -> bool:
-        now = self.clock()
-        if not await sagas.finish(
-            conn, payment.payment_id, ticket_saga.CONFIRMED, None, verdict.attempts, now
-        ):
-            return False
-        await sagas.confirm_ticket(conn, payment.ticket_id, now)
-        await outbox.add_events(conn, list(ticket_saga.confirmation_events(payment)), trace_id)
-        return True
 
     async def _compensate(
         self, conn: AsyncConnection, payment: PaymentCompleted, verdict: Refused,

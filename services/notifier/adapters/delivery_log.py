@@ -11,8 +11,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+import asyncpg
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.booking.domain.events import NotificationRequested
 from services.notifier.adapters import directory
@@ -20,37 +20,55 @@ from services.notifier.domain.messages import Channel, Content
 
 # Advisory lock class of notifications (two-key form: other subsystems use other classes).
 LOCK_CLASS = 0x4E4F54
-LOCK = text("SELECT pg_advisory_lock(:class, :key)")
-UNLOCK = text("SELECT pg_advisory_unlock(:class, :key)")
-OPEN = text("""
-INSERT INTO notifications (id, template, user_id, payment_id, status, created_at, updated_at)
-VALUES (:id, :template, :user_id, :payment_id, 'PENDING', :now, :now)
-ON CONFLICT (id) DO NOTHING
-""")
-STATE = text("""
-SELECT n.status, a.id AS attempt_id, a.channel
-  FROM notifications n
-  LEFT JOIN LATERAL (
-      SELECT id, channel FROM notification_attempts
-       WHERE notification_id = n.id AND status = 'SENDING' ORDER BY id DESC LIMIT 1
-  ) a ON true
- WHERE n.id = :id
-""")
-BEGIN = text("""
+LOCK = "SELECT pg_advisory_lock($1, $2)"
+UNLOCK = "SELECT pg_advisory_unlock($1, $2)"
+# Opens the log (a repeat finds it open) and reads its state and the message's content,
+# in one statement. A log opened by this statement is PENDING with no attempt (the
+# statement's own insert is invisible to its reads); one opened before is read as is.
+OPEN = f"""
+WITH opened AS (
+    INSERT INTO notifications (id, template, user_id, payment_id, status, created_at, updated_at)
+    VALUES ($1, $2, $3, $4, 'PENDING', $5, $5)
+    ON CONFLICT (id) DO NOTHING
+    RETURNING status
+), logged AS (
+    SELECT n.status, a.id AS attempt_id, a.channel
+      FROM notifications n
+      LEFT JOIN LATERAL (
+          SELECT id, channel FROM notification_attempts
+           WHERE notification_id = n.id AND status = 'SENDING' ORDER BY id DESC LIMIT 1
+      ) a ON true
+     WHERE n.id = $1
+), recipient AS ({directory.recipient("$3", "$6")}
+)
+SELECT COALESCE((SELECT status FROM opened), logged.status) AS status, logged.attempt_id,
+       logged.channel, recipient.*
+  FROM (SELECT 1) AS one LEFT JOIN logged ON true LEFT JOIN recipient ON true
+"""  # noqa: S608 (constants only: no input)
+BEGIN = """
 INSERT INTO notification_attempts (notification_id, channel, message_id, status, started_at)
-VALUES (:id, :channel, :message_id, 'SENDING', :now) RETURNING id
-""")
-SETTLE = text("""
+VALUES ($1, $2, $3, 'SENDING', $4) RETURNING id
+"""
+SETTLE = """
 UPDATE notification_attempts
-   SET status = :status, http_attempts = http_attempts + :http_attempts,
-       provider_message_id = :provider_id, error = :error,
-       finished_at = CASE WHEN :status = 'SENDING' THEN NULL ELSE CAST(:now AS timestamptz) END
- WHERE id = :attempt_id
-""")
-CLOSE = text("""
-UPDATE notifications SET status = :status, channel = :channel, reason = :reason, updated_at = :now
- WHERE id = :id
-""")
+   SET status = $2, http_attempts = http_attempts + $3, provider_message_id = $4, error = $5,
+       finished_at = CASE WHEN $2 = 'SENDING' THEN NULL ELSE CAST($6 AS timestamptz) END
+ WHERE id = $1
+"""
+CLOSE = """
+UPDATE notifications SET status = $2, channel = $3, reason = $4, updated_at = $5 WHERE id = $1
+"""
+# The accepted call and the notification's end, in one statement.
+DELIVERED = """
+WITH settled AS (
+    UPDATE notification_attempts
+       SET status = 'ACCEPTED', http_attempts = http_attempts + $3, provider_message_id = $4,
+           error = NULL, finished_at = $5
+     WHERE id = $2
+)
+UPDATE notifications SET status = 'DELIVERED', channel = $6, reason = NULL, updated_at = $5
+ WHERE id = $1
+"""
 
 
 @dataclass(frozen=True)
@@ -62,9 +80,10 @@ class NotificationState:
 
 
 class DeliveryLog:
-    """One notification's log, on a connection that holds its lock; each write commits."""
+    """One notification's log, on a connection that holds its lock; each write is one
+    statement, committed on its own (asyncpg outside a transaction)."""
 
-    def __init__(self, conn: AsyncConnection, notification_id: UUID) -> None:
+    def __init__(self, conn: asyncpg.Connection, notification_id: UUID) -> None:
         self.conn = conn
         self.notification_id = notification_id
 
@@ -72,79 +91,55 @@ class DeliveryLog:
     def _now() -> datetime:
         return datetime.now(UTC)
 
-    async def open(self, request: NotificationRequested) -> NotificationState:
-        async with self.conn.begin():
-            await self.conn.execute(OPEN, {
-                "id": self.notification_id, "template": request.template,
-                "user_id": request.user_id, "payment_id": request.payment_id, "now": self._now(),
-            })
-            row = (await self.conn.execute(STATE, {"id": self.notification_id})).one()
-        return NotificationState(row.status, row.attempt_id, row.channel)
-
-    async def content(self, request: NotificationRequested) -> Content | None:
-        async with self.conn.begin():
-            return await directory.content(self.conn, request)
+    async def open(self, request: NotificationRequested) -> tuple[NotificationState, Content | None]:
+        """The log's state, and the message's content (None: its user or schedule is gone)."""
+        row = await self.conn.fetchrow(
+            OPEN, self.notification_id, request.template, request.user_id, request.payment_id,
+            self._now(), request.schedule_id,
+        )
+        assert row is not None  # the outer SELECT always has its one row
+        state = NotificationState(row["status"], row["attempt_id"], row["channel"])
+        return state, directory.content(row, request)
 
     async def begin(self, channel: Channel, message_id: str) -> int:
-        async with self.conn.begin():
-            params = {"id": self.notification_id, "channel": channel, "message_id": message_id,
-                      "now": self._now()}
-            return int((await self.conn.execute(BEGIN, params)).scalar_one())
+        return int(await self.conn.fetchval(BEGIN, self.notification_id, channel, message_id, self._now()))
 
     async def settle(
         self, attempt_id: int, status: str, http_attempts: int, *,
         provider_id: str | None = None, error: str | None = None,
     ) -> None:
-        async with self.conn.begin():
-            await self._settle(attempt_id, status, http_attempts, provider_id, error)
+        await self.conn.execute(SETTLE, attempt_id, status, http_attempts, provider_id,
+                                error and error[:1000], self._now())
 
     async def delivered(
         self, attempt_id: int, channel: Channel, http_attempts: int, provider_id: str | None
     ) -> None:
-        async with self.conn.begin():
-            await self._settle(attempt_id, "ACCEPTED", http_attempts, provider_id, None)
-            await self._close("DELIVERED", channel, None)
+        await self.conn.execute(DELIVERED, self.notification_id, attempt_id, http_attempts,
+                                provider_id, self._now(), channel)
 
     async def close(self, status: str, reason: str | None) -> None:
-        async with self.conn.begin():
-            await self._close(status, None, reason)
-
-    async def _settle(
-        self, attempt_id: int, status: str, http_attempts: int, provider_id: str | None,
-        error: str | None,
-    ) -> None:
-        await self.conn.execute(SETTLE, {
-            "attempt_id": attempt_id, "status": status, "http_attempts": http_attempts,
-            "provider_id": provider_id, "error": error and error[:1000], "now": self._now(),
-        })
-
-    async def _close(self, status: str, channel: Channel | None, reason: str | None) -> None:
-        await self.conn.execute(CLOSE, {
-            "id": self.notification_id, "status": status, "channel": channel,
-            "reason": reason and reason[:1000], "now": self._now(),
-        })
+        await self.conn.execute(CLOSE, self.notification_id, status, None, reason and reason[:1000],
+                                self._now())
 
 
 @asynccontextmanager
 async def exclusive(engine: AsyncEngine, notification_id: UUID) -> AsyncIterator[DeliveryLog]:
-    """Hold the notification's lock for the whole delivery, across its transactions.
+    """Hold the notification's lock for the whole delivery, across its statements.
 
     A session-level advisory lock: two deliveries of one notification (say, on both
     sides of a consumer rebalance) run one after the other, and a dead worker's lock
     goes with its connection.
     """
-    key = {"class": LOCK_CLASS, "key": int.from_bytes(notification_id.bytes[:4], "big", signed=True)}
-    async with engine.connect() as conn:
-        await conn.execute(LOCK, key)
-        await conn.commit()
+    key = (LOCK_CLASS, int.from_bytes(notification_id.bytes[:4], "big", signed=True))
+    async with engine.connect() as pooled:
+        conn: asyncpg.Connection = (await pooled.get_raw_connection()).driver_connection
+        await conn.execute(LOCK, *key)
         try:
             yield DeliveryLog(conn, notification_id)
         finally:
             try:
-                await conn.rollback()
-                await conn.execute(UNLOCK, key)
-                await conn.commit()
+                await conn.execute(UNLOCK, *key)
             except Exception:
-                # A connection that cannot unlock is closed: the lock goes with it.
+                # A connection that cannot unlock leaves the pool: the lock goes with it.
                 with suppress(Exception):
-                    await conn.invalidate()
+                    await pooled.invalidate()
