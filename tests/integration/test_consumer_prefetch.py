@@ -14,6 +14,7 @@ from faust.types import TP
 from tests.consumer_support import running_worker
 from tests.relay_support import topic_with_dead_letters
 from workers.common.envelope import Envelope, encode
+from workers.common.faust_transport import FETCH_WAIT_MS
 from workers.common.faust_worker import PREFETCH_MESSAGES
 
 pytestmark = pytest.mark.integration
@@ -84,3 +85,23 @@ async def test_a_worker_behind_a_backlog_holds_a_bounded_number_of_messages(
                 await asyncio.sleep(0.1)
         finally:
             gate.open.set()  # faust drains its buffer before it stops
+
+
+async def test_a_worker_fetches_with_its_own_wait_not_fausts(
+    kafka_bootstrap: str, producer: AIOKafkaProducer, tmp_path: Path
+) -> None:
+    """faust builds its Kafka consumer with a 1.5 s fetch wait, which the embedded broker
+    holds in full even when a message arrives (workers/common/faust_transport.py)."""
+    topic = await topic_with_dead_letters(kafka_bootstrap, "fetch-wait", partitions=1)
+
+    async def ignore(_: Envelope) -> None:
+        return None
+
+    async with running_worker(kafka_bootstrap, topic, 1, producer, tmp_path,
+                              {"Happened": ignore}) as (app, _):
+        kafka_consumer = app.consumer._thread._ensure_consumer()
+        deadline = time.monotonic() + 30
+        while kafka_consumer._fetcher is None:  # built when the consumer starts
+            assert time.monotonic() < deadline, "the worker's Kafka consumer never started"
+            await asyncio.sleep(0.1)
+        assert kafka_consumer._fetcher._fetch_max_wait_ms == FETCH_WAIT_MS < 1500

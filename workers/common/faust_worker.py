@@ -19,10 +19,12 @@ from typing import Any, TypeVar
 
 import faust
 from aiokafka import AIOKafkaProducer
+from faust.types import TransportT
 from prometheus_client import start_http_server
 
 from workers.common.consumer import EventConsumer, RawMessage
 from workers.common.consumer_settings import ConsumerSettings
+from workers.common.faust_transport import Transport
 from workers.common.kafka import ensure_topics, make_producer, system_topics
 from workers.common.ordered_concurrency import OrderedConcurrency
 
@@ -40,10 +42,17 @@ PREFETCH_MESSAGES = 100
 SHUTDOWN_GRACE_SECONDS = 5.0
 
 
+class WorkerApp(faust.App):
+    """A faust app whose consumers fetch with our wait (faust_transport.py)."""
+
+    def _new_transport(self) -> TransportT:
+        return Transport(self.conf.broker_consumer, self)
+
+
 def create_app(settings: ConsumerSettings, part: str) -> faust.App:
     group = settings.group(part)
     data_dir = settings.consumer_data_dir or str(Path(tempfile.gettempdir()) / f"faust-{group}")
-    return faust.App(
+    return WorkerApp(
         group,
         broker=[f"kafka://{server.strip()}" for server in settings.kafka_bootstrap_servers.split(",")],
         value_serializer="raw", key_serializer="raw",
