@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import secrets
+import time
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
@@ -13,6 +14,7 @@ import asyncpg
 from bench.api import mint
 from bench.httpclient import Client, json_of
 from bench.stack import RunningStack, plain_dsn
+from services.common.broker_offsets import BrokerOffsets, consumer_groups
 
 MAX_SEATS_PER_SCHEDULE = 10_000
 
@@ -114,3 +116,18 @@ def inconsistent_wallets(stack: RunningStack, prefix: str, charged: int) -> int:
                                    FROM point_history h WHERE h.user_id = w.user_id))
     """, prefix, charged)[0]
     return int(row["wrong"])
+
+
+def seconds_until_drained(stack: RunningStack, patience: float = 60.0) -> float | None:
+    """Seconds from now until the workers have caught up: the outbox published and every
+    consumer group's committed offset at the end of what it reads; None past `patience`."""
+    prefix = stack.env.get("CONSUMER_GROUP_PREFIX", "booking")
+    offsets = BrokerOffsets(stack.env["KAFKA_BOOTSTRAP_SERVERS"], consumer_groups(prefix), timeout=5)
+    started = time.monotonic()
+    while time.monotonic() - started < patience:
+        unpublished = sql(stack, "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL"
+                                 " AND dead_at IS NULL")[0]["n"]
+        if unpublished == 0 and not any(asyncio.run(offsets.read()).lag.values()):
+            return time.monotonic() - started
+        time.sleep(0.5)
+    return None
