@@ -158,9 +158,6 @@ class PathRoute:
             return error_response(error, f"{request.method} {endpoint.path}")
 
 
-NO_ROUTE = ApiError(404, "NOT_FOUND", "no such route")
-
-
 class Router:
     """Finds a request's PathRoute: fixed paths by one dict lookup, templated ones by pattern.
 
