@@ -18,6 +18,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.booking.adapters.database import create_engine
 from services.booking.config import Settings
+from services.booking.domain.events import PaymentCompleted
 from services.booking.entrypoints.api.app import create_app
 from services.common.redis_multiplex import MultiplexedRedis
 from workers.queue.admission import run as run_queue_worker
@@ -193,4 +194,19 @@ class Booking:
         return await self.http.post(
             "/payments", json={"reservation_id": reservation_id},
             headers=self.guarded(user_id, queue_token, **{"Idempotency-Key": key or uuid.uuid4().hex}),
+        )
+
+    async def paid(self, price: int, prefix: str = "paid") -> PaymentCompleted:
+        """A new user's payment for the one seat of a new concert, as its PaymentCompleted event."""
+        concert = await self.create_concert(seat_count=1, price=price)
+        schedule_id = concert["schedules"][0]["id"]
+        user = new_user(prefix)
+        await self.charge(user, price)
+        token = await self.active_token(user)
+        hold = (await self.hold(user, token, schedule_id, 1)).json()
+        body = (await self.pay(user, token, hold["id"])).json()
+        return PaymentCompleted(
+            payment_id=uuid.UUID(body["id"]), reservation_id=uuid.UUID(hold["id"]),
+            ticket_id=uuid.UUID(body["ticket"]["id"]), user_id=user,
+            schedule_id=uuid.UUID(schedule_id), seat_no=1, amount=price, queue_token=token,
         )

@@ -17,7 +17,7 @@ from services.booking.adapters.venue_client import VenueRegistration
 from services.booking.config import Settings
 from services.booking.domain.events import PaymentCompleted
 from services.booking.service_layer.saga import TicketSaga
-from tests.support import Booking, new_user, sql
+from tests.support import Booking, sql
 from workers.common.http_resilience import Accepted, Outcome, Rejected
 
 pytestmark = pytest.mark.integration
@@ -44,22 +44,6 @@ async def engine(settings: Settings) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(settings)
     yield engine
     await engine.dispose()
-
-
-async def paid(booking: Booking) -> tuple[PaymentCompleted, str]:
-    concert = await booking.create_concert(seat_count=1, price=PRICE)
-    schedule_id = concert["schedules"][0]["id"]
-    user = new_user("saga")
-    await booking.charge(user, PRICE)
-    token = await booking.active_token(user)
-    hold = (await booking.hold(user, token, schedule_id, 1)).json()
-    body = (await booking.pay(user, token, hold["id"])).json()
-    event = PaymentCompleted(
-        payment_id=uuid.UUID(body["id"]), reservation_id=uuid.UUID(hold["id"]),
-        ticket_id=uuid.UUID(body["ticket"]["id"]), user_id=user,
-        schedule_id=uuid.UUID(schedule_id), seat_no=1, amount=PRICE, queue_token=token,
-    )
-    return event, user
 
 
 async def run_twins(saga: TicketSaga, event: PaymentCompleted, twins: int) -> Counter[str]:
@@ -90,7 +74,8 @@ async def state(settings: Settings, event: PaymentCompleted, user: str) -> dict[
 async def test_twin_deliveries_refund_exactly_once(
     booking: Booking, engine: AsyncEngine, settings: Settings
 ) -> None:
-    event, user = await paid(booking)
+    event = await booking.paid(PRICE, "saga")
+    user = event.user_id
     saga = TicketSaga(engine, Venue(accept=False))
 
     outcomes = await run_twins(saga, event, 5)
@@ -108,7 +93,8 @@ async def test_twin_deliveries_refund_exactly_once(
 async def test_twin_deliveries_confirm_exactly_once(
     booking: Booking, engine: AsyncEngine, settings: Settings
 ) -> None:
-    event, user = await paid(booking)
+    event = await booking.paid(PRICE, "saga")
+    user = event.user_id
     venue = Venue(accept=True)
     saga = TicketSaga(engine, venue)
 
@@ -121,3 +107,30 @@ async def test_twin_deliveries_confirm_exactly_once(
         "PAID", "CONFIRMED", "SOLD", 0)
     types = await outbox_types(settings, event.payment_id)
     assert types["TicketConfirmed"] == 1 and types["NotificationRequested"] == 1
+
+
+async def test_deliveries_after_the_saga_confirmed_are_marked_and_change_nothing(
+    booking: Booking, engine: AsyncEngine, settings: Settings
+) -> None:
+    """The claim statement finds the saga finished: it marks the event processed and stops,
+    whether the event is one already handled or a new one for the same payment."""
+    event = await booking.paid(PRICE, "saga")
+    venue = Venue(accept=True)
+    saga = TicketSaga(engine, venue)
+    first = uuid.uuid4()
+    assert await saga.on_payment_completed(first, event, None) == "confirmed"
+
+    later = [uuid.uuid4(), uuid.uuid4()]
+    outcomes = await asyncio.gather(saga.on_payment_completed(first, event, None),
+                                    *(saga.on_payment_completed(e, event, None) for e in later))
+
+    assert outcomes == ["duplicate"] * 3
+    assert len(venue.calls) == 1
+    marked = await sql(settings, "SELECT event_id FROM processed_events WHERE consumer = 'ticket-saga'"
+                                 " AND event_id = ANY(:ids)", ids=[first, *later])
+    assert {row["event_id"] for row in marked} == {first, *later}
+    types = await outbox_types(settings, event.payment_id)
+    assert types["TicketConfirmed"] == 1 and types["NotificationRequested"] == 1
+    (row,) = await sql(settings, "SELECT passes, status FROM ticket_sagas WHERE payment_id = :id",
+                       id=event.payment_id)
+    assert row == {"passes": 1, "status": "CONFIRMED"}

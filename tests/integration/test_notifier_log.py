@@ -1,0 +1,107 @@
+"""The notifier's delivery log against real PostgreSQL and the provider simulators:
+concurrent deliveries of one notification send one message and leave no lock behind."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections import Counter
+from collections.abc import AsyncIterator, Iterator
+
+import httpx
+import pytest
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.booking.adapters.database import create_engine
+from services.booking.config import Settings
+from services.booking.domain.events import NotificationRequested
+from services.booking.domain.ticket_saga import notification
+from services.notifier.adapters.delivery_log import LOCK_CLASS
+from services.notifier.adapters.kakao import KakaoAlimTalkClient
+from services.notifier.adapters.sms import SmsClient
+from services.notifier.service import NotificationUnknown, Notifier
+from tests.support import Booking, sql
+from workers.common.http_resilience import ResiliencePolicy, ResilientCaller, RetryPolicy
+from workers.devstack.simulators import SimulatorServer
+
+pytestmark = pytest.mark.integration
+PRICE = 5_000
+KEY = "notifier-log-key"
+POLICY = ResiliencePolicy(timeout=2.0, retry=RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.05),
+                          rate_per_second=1000, burst=100)
+
+
+@pytest.fixture(scope="module")
+def kakao() -> Iterator[SimulatorServer]:
+    with SimulatorServer("kakao", api_key=KEY) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def sms() -> Iterator[SimulatorServer]:
+    with SimulatorServer("sms", api_key=KEY) as server:
+        yield server
+
+
+@pytest.fixture
+async def notifier(settings: Settings, kakao: SimulatorServer,
+                   sms: SimulatorServer) -> AsyncIterator[tuple[Notifier, AsyncEngine]]:
+    engine = create_engine(settings)
+    async with httpx.AsyncClient() as http:
+        yield Notifier(
+            engine,
+            KakaoAlimTalkClient(ResilientCaller("kakao", http, POLICY), base_url=kakao.base_url,
+                                api_key=KEY, sender_key="sender"),
+            SmsClient(ResilientCaller("sms", http, POLICY), base_url=sms.base_url, api_key=KEY),
+        ), engine
+    await engine.dispose()
+
+
+async def confirmation(booking: Booking, settings: Settings) -> NotificationRequested:
+    event = await booking.paid(PRICE, "notify")
+    await sql(settings, "UPDATE users SET phone_number = '010-1234-5678' WHERE id = :id", id=event.user_id)
+    return notification(event, "TICKET_CONFIRMED")
+
+
+ADVISORY_LOCKS = f"SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = {LOCK_CLASS}"
+
+
+async def test_concurrent_deliveries_of_one_notification_send_one_message(
+    booking: Booking, settings: Settings, notifier: tuple[Notifier, AsyncEngine],
+    kakao: SimulatorServer, sms: SimulatorServer,
+) -> None:
+    service, _ = notifier
+    request = await confirmation(booking, settings)
+
+    outcomes = await asyncio.gather(*(service.deliver(request) for _ in range(4)))
+
+    assert Counter(outcomes) == Counter({"delivered:kakao": 1, "duplicate": 3})
+    mine = str(request.notification_id)
+    assert [call.outcome for call in kakao.calls() if call.key == mine] == ["accepted"]
+    assert [call for call in sms.calls() if call.key == mine] == []
+    (log,) = await sql(settings, "SELECT status, channel FROM notifications WHERE id = :id",
+                       id=request.notification_id)
+    assert log == {"status": "DELIVERED", "channel": "kakao"}
+    attempts = await sql(settings, "SELECT status FROM notification_attempts WHERE notification_id = :id",
+                         id=request.notification_id)
+    assert [row["status"] for row in attempts] == ["ACCEPTED"]
+    # Every delivery let go of the notification's lock: a later one is not kept waiting.
+    assert (await sql(settings, ADVISORY_LOCKS))[0]["n"] == 0
+    assert await service.deliver(request) == "duplicate"
+
+
+async def test_a_notification_whose_user_is_gone_is_refused_and_its_lock_released(
+    booking: Booking, settings: Settings, notifier: tuple[Notifier, AsyncEngine],
+) -> None:
+    service, _ = notifier
+    request = await confirmation(booking, settings)
+    unknown = NotificationRequested(
+        notification_id=uuid.uuid4(), template="TICKET_CONFIRMED", user_id="nobody-" + uuid.uuid4().hex[:8],
+        payment_id=request.payment_id, schedule_id=request.schedule_id, seat_no=1, amount=PRICE,
+    )
+
+    with pytest.raises(NotificationUnknown):
+        await service.deliver(unknown)
+
+    assert (await sql(settings, ADVISORY_LOCKS))[0]["n"] == 0
+    assert await service.deliver(request) == "delivered:kakao"
