@@ -49,6 +49,20 @@ async def test_anonymous_requests_are_limited_per_address(settings: Settings) ->
         _assert_limited(await http.get("/points", headers={"Authorization": "Bearer nope"}))
 
 
+async def test_a_client_line_before_the_proxys_own_buys_no_fresh_bucket(settings: Settings) -> None:
+    """A proxy that adds its own X-Forwarded-For line (HAProxy's option forwardfor) leaves
+    the client's forged line first: every line is read, the proxy's last word wins."""
+    async with _api(settings, rate_limit_anon_per_second=1,
+                    forwarded_allow_ips="127.0.0.1") as http:
+        def through_proxy(forged: str) -> list[tuple[str, str]]:
+            return [("X-Forwarded-For", forged), ("X-Forwarded-For", "203.0.113.9")]
+
+        for n in range(2):
+            answer = await http.get("/concerts", headers=through_proxy(f"198.51.100.{n}"))
+            assert answer.status_code == 200
+        _assert_limited(await http.get("/concerts", headers=through_proxy("198.51.100.7")))
+
+
 async def test_a_forwarded_address_from_an_untrusted_peer_is_ignored(settings: Settings) -> None:
     async with _api(settings, rate_limit_anon_per_second=1) as http:
         for n in range(2):

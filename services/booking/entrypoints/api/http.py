@@ -132,7 +132,9 @@ class Endpoint:
 
     @staticmethod
     def _address(request: Request, services: Services) -> str:
-        return client_address(request.peer, request.headers.get("x-forwarded-for"),
+        # Every line: a proxy that adds a line of its own must not be hidden by the client's.
+        forwarded = ", ".join(request.headers.get_all("x-forwarded-for")) or None
+        return client_address(request.peer, forwarded,
                               services.settings.forwarded_networks)
 
 

@@ -13,7 +13,11 @@ class ClientGone(Exception):
 class Headers(Protocol):
     """A request's headers, looked up by lower-case name (a dict, or granian's own)."""
 
-    def get(self, key: str, default: None = None) -> str | None: ...
+    def get(self, key: str, default: None = None) -> str | None:
+        """The first value of a header sent more than once."""
+
+    def get_all(self, key: str) -> list[str]:
+        """Every value, in the order sent (a proxy may add its own X-Forwarded-For line)."""
 
     def __contains__(self, key: str) -> bool: ...
 

@@ -11,14 +11,14 @@ under either: the ASGI lifespan protocol, or RSGI's worker start and stop hooks.
 import asyncio
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
-from typing import Any
+from typing import Any, cast
 
 from granian._granian import RSGIHTTPProtocol as HTTPProtocol
 from granian._granian import RSGIProtocolClosed as ProtocolClosed
 from granian.rsgi import Scope
 
 from services.booking.entrypoints.api.handling import MAX_BODY_BYTES, ApiHandler, BodyTooLarge
-from services.booking.entrypoints.api.messages import ClientGone, Request, Response
+from services.booking.entrypoints.api.messages import ClientGone, Headers, Request, Response
 
 Message = dict[str, Any]
 Receive = Callable[[], Awaitable[Message]]
@@ -37,6 +37,28 @@ async def _limited(chunks: AsyncIterable[bytes]) -> bytes:
 
 def _with_trace(response: Response, request: Request) -> list[tuple[str, str]]:
     return [*response.headers.items(), ("x-trace-id", request.trace_id)]
+
+
+class AsgiHeaders:
+    """ASGI's header list read as granian's RSGI headers read: the first value by `get`,
+    every value by `get_all`, so both servers see a request alike."""
+
+    __slots__ = ("_values",)
+
+    def __init__(self, raw: list[tuple[bytes, bytes]]) -> None:
+        self._values: dict[str, list[str]] = {}
+        for name, value in raw:
+            self._values.setdefault(name.decode("latin-1"), []).append(value.decode("latin-1"))
+
+    def get(self, key: str, default: None = None) -> str | None:
+        found = self._values.get(key)
+        return found[0] if found else default
+
+    def get_all(self, key: str) -> list[str]:
+        return list(self._values.get(key, ()))
+
+    def __contains__(self, key: str) -> bool:
+        return key in self._values
 
 
 class BookingApp:
@@ -69,7 +91,9 @@ class BookingApp:
                 raise ClientGone from None
 
         peer = scope.client.rpartition(":")[0].strip("[]") or None  # "host:port", "[v6]:port"
-        request = Request(scope.method, scope.path, scope.query_string, headers, peer, read_body)
+        # granian's stub omits get_all, which RSGIHeaders has (every value, in order).
+        request = Request(scope.method, scope.path, scope.query_string,
+                          cast(Headers, headers), peer, read_body)
         response = await self._handler(request)
         if scope.method == "HEAD":
             answer = [*_with_trace(response, request), ("content-length", str(len(response.body)))]
@@ -84,7 +108,7 @@ class BookingApp:
             return
         if scope["type"] != "http":
             return
-        headers = {name.decode("latin-1"): value.decode("latin-1") for name, value in scope["headers"]}
+        headers = AsgiHeaders(scope["headers"])
 
         async def read_body() -> bytes:
             return await _limited(_asgi_chunks(receive))
