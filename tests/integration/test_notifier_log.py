@@ -21,6 +21,7 @@ from services.notifier.adapters.kakao import KakaoAlimTalkClient
 from services.notifier.adapters.sms import SmsClient
 from services.notifier.service import NotificationUnknown, Notifier
 from tests.support import Booking, sql
+from workers.common.database import is_database_outage
 from workers.common.http_resilience import ResiliencePolicy, ResilientCaller, RetryPolicy
 from workers.devstack.simulators import SimulatorServer
 
@@ -105,3 +106,20 @@ async def test_a_notification_whose_user_is_gone_is_refused_and_its_lock_release
 
     assert (await sql(settings, ADVISORY_LOCKS))[0]["n"] == 0
     assert await service.deliver(request) == "delivered:kakao"
+
+
+async def test_after_postgresql_ends_its_connections_the_next_delivery_gets_a_live_one(
+    booking: Booking, settings: Settings, notifier: tuple[Notifier, AsyncEngine],
+) -> None:
+    service, engine = notifier
+    request = await confirmation(booking, settings)
+    async with engine.connect() as pooled:  # the connection the next delivery will be handed
+        pid = (await pooled.exec_driver_sql("SELECT pg_backend_pid()")).scalar_one()
+    await sql(settings, "SELECT pg_terminate_backend(:pid)", pid=pid)
+
+    with pytest.raises(Exception) as first:
+        await service.deliver(request)
+
+    assert is_database_outage(first.value), repr(first.value)  # waited out, then retried
+    assert await service.deliver(request) == "delivered:kakao"
+    assert (await sql(settings, ADVISORY_LOCKS))[0]["n"] == 0

@@ -31,6 +31,10 @@ def create_worker_engine(
         },
     )
 
+# asyncpg's errors about a statement's arguments derive from InterfaceError too; raw
+# asyncpg calls (the saga, the notifier) raise them unwrapped. Poison, not an outage.
+REFUSED_INPUT = (asyncpg.exceptions._base.DataError, asyncpg.exceptions._base.ClientConfigurationError)
+
 
 def is_database_outage(error: BaseException) -> bool:
     """True when PostgreSQL is unreachable (wait it out), not when a statement failed."""
@@ -40,6 +44,8 @@ def is_database_outage(error: BaseException) -> bool:
     seen: BaseException | None = error
     for _ in range(6):
         if seen is None:
+            return False
+        if isinstance(seen, REFUSED_INPUT):  # an InterfaceError about the data, not the server
             return False
         if isinstance(seen, UNREACHABLE):
             return True

@@ -6,7 +6,7 @@ leaves a SENDING row behind, and the next delivery knows a call may have gone ou
 """
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager, suppress
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from uuid import UUID
@@ -14,6 +14,7 @@ from uuid import UUID
 import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from services.booking.adapters.database import driver_connection
 from services.booking.domain.events import NotificationRequested
 from services.notifier.adapters import directory
 from services.notifier.domain.messages import Channel, Content
@@ -131,15 +132,17 @@ async def exclusive(engine: AsyncEngine, notification_id: UUID) -> AsyncIterator
     goes with its connection.
     """
     key = (LOCK_CLASS, int.from_bytes(notification_id.bytes[:4], "big", signed=True))
-    async with engine.connect() as pooled:
-        conn: asyncpg.Connection = (await pooled.get_raw_connection()).driver_connection
+    # driver_connection drops a connection that died under us (a PostgreSQL restart) from
+    # the pool, so the retry after an outage gets a live one.
+    async with driver_connection(engine) as conn:
         await conn.execute(LOCK, *key)
         try:
             yield DeliveryLog(conn, notification_id)
         finally:
             try:
                 await conn.execute(UNLOCK, *key)
-            except Exception:
-                # A connection that cannot unlock leaves the pool: the lock goes with it.
-                with suppress(Exception):
-                    await pooled.invalidate()
+            except BaseException:
+                # A connection that cannot unlock (or is cancelled meanwhile) is closed, so
+                # driver_connection drops it from the pool: the lock goes with it.
+                conn.terminate()
+                raise
