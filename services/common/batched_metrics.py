@@ -10,12 +10,14 @@ held back). A scrape therefore sees the other workers' observations at most a se
 """
 
 import asyncio
+import logging
 import time
 from bisect import bisect_left
 
 from prometheus_client import Counter, Histogram
 
 FLUSH_SECONDS = 1.0
+log = logging.getLogger(__name__)
 
 
 class BatchedCounter:
@@ -87,6 +89,9 @@ async def flush_every_second() -> None:
     try:
         while True:
             await asyncio.sleep(FLUSH_SECONDS)
-            flush()
+            try:
+                flush()
+            except Exception:  # metrics must never stop the ticker, nor the app's shutdown
+                log.exception("writing the batched metrics failed")
     finally:
         flush()

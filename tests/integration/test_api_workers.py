@@ -76,6 +76,7 @@ async def test_metrics_count_every_worker_and_the_memory_of_all_processes(
             assert (await http.get("/points", headers=auth(new_user()))).status_code == 200
     # Each worker adds its counts to the shared series at least once a second.
     async with httpx.AsyncClient(base_url=metrics, timeout=10) as http:
+        deadline = time.monotonic() + 30
         while True:
             exposition = (await http.get("/metrics")).text
             answered = sum(sample.value for family in text_string_to_metric_families(exposition)
@@ -84,6 +85,7 @@ async def test_metrics_count_every_worker_and_the_memory_of_all_processes(
             assert answered <= requests
             if answered == requests:
                 break
+            assert time.monotonic() < deadline, f"the workers' counts stopped at {answered}"
             await asyncio.sleep(0.2)
     values = _samples(exposition)
     everyone = _rss(api.pid) + sum(_rss(pid) for pid in children)
