@@ -26,6 +26,11 @@ from workers.queue.admission import run as run_queue_worker
 JWT_SECRET = "test-secret-" + "x" * 20
 
 
+# The API keys the provider simulators of the integration tests expect (conftest.py).
+KAKAO_KEY = "kakao-test-key"
+SMS_KEY = "sms-test-key"
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

@@ -12,7 +12,9 @@ import pytest
 from aiokafka import AIOKafkaProducer
 
 from tests.relay_support import asyncpg_dsn, private_database
+from tests.support import KAKAO_KEY, SMS_KEY
 from workers.devstack.embedded import RunningServer, start_broker, start_postgres
+from workers.devstack.simulators import SimulatorServer
 
 
 @pytest.fixture
@@ -69,3 +71,15 @@ def own_postgres(server_log_dir: Path) -> Iterator[RunningServer]:
 def restartable_db(own_postgres: RunningServer) -> Iterator[str]:
     with private_database(own_postgres.url) as url:
         yield url
+
+
+@pytest.fixture(scope="module")
+def kakao_server() -> Iterator[SimulatorServer]:
+    with SimulatorServer("kakao", api_key=KAKAO_KEY) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def sms_server() -> Iterator[SimulatorServer]:
+    with SimulatorServer("sms", api_key=SMS_KEY) as server:
+        yield server

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections import Counter
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -20,40 +20,27 @@ from services.notifier.adapters.delivery_log import LOCK_CLASS
 from services.notifier.adapters.kakao import KakaoAlimTalkClient
 from services.notifier.adapters.sms import SmsClient
 from services.notifier.service import NotificationUnknown, Notifier
-from tests.support import Booking, sql
+from tests.support import KAKAO_KEY, SMS_KEY, Booking, sql
 from workers.common.database import is_database_outage
 from workers.common.http_resilience import ResiliencePolicy, ResilientCaller, RetryPolicy
 from workers.devstack.simulators import SimulatorServer
 
 pytestmark = pytest.mark.integration
 PRICE = 5_000
-KEY = "notifier-log-key"
 POLICY = ResiliencePolicy(timeout=2.0, retry=RetryPolicy(max_attempts=2, base_delay=0.01, max_delay=0.05),
                           rate_per_second=1000, burst=100)
 
 
-@pytest.fixture(scope="module")
-def kakao() -> Iterator[SimulatorServer]:
-    with SimulatorServer("kakao", api_key=KEY) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def sms() -> Iterator[SimulatorServer]:
-    with SimulatorServer("sms", api_key=KEY) as server:
-        yield server
-
-
 @pytest.fixture
-async def notifier(settings: Settings, kakao: SimulatorServer,
-                   sms: SimulatorServer) -> AsyncIterator[tuple[Notifier, AsyncEngine]]:
+async def notifier(settings: Settings, kakao_server: SimulatorServer,
+                   sms_server: SimulatorServer) -> AsyncIterator[tuple[Notifier, AsyncEngine]]:
     engine = create_engine(settings)
     async with httpx.AsyncClient() as http:
         yield Notifier(
             engine,
-            KakaoAlimTalkClient(ResilientCaller("kakao", http, POLICY), base_url=kakao.base_url,
-                                api_key=KEY, sender_key="sender"),
-            SmsClient(ResilientCaller("sms", http, POLICY), base_url=sms.base_url, api_key=KEY),
+            KakaoAlimTalkClient(ResilientCaller("kakao", http, POLICY), base_url=kakao_server.base_url,
+                                api_key=KAKAO_KEY, sender_key="sender"),
+            SmsClient(ResilientCaller("sms", http, POLICY), base_url=sms_server.base_url, api_key=SMS_KEY),
         ), engine
     await engine.dispose()
 
@@ -67,9 +54,14 @@ async def confirmation(booking: Booking, settings: Settings) -> NotificationRequ
 ADVISORY_LOCKS = f"SELECT count(*) AS n FROM pg_locks WHERE locktype = 'advisory' AND classid = {LOCK_CLASS}"
 
 
+async def assert_no_lock_held(settings: Settings) -> None:
+    """Every delivery let go of its notification's lock: a later one is not kept waiting."""
+    assert (await sql(settings, ADVISORY_LOCKS))[0]["n"] == 0
+
+
 async def test_concurrent_deliveries_of_one_notification_send_one_message(
     booking: Booking, settings: Settings, notifier: tuple[Notifier, AsyncEngine],
-    kakao: SimulatorServer, sms: SimulatorServer,
+    kakao_server: SimulatorServer, sms_server: SimulatorServer,
 ) -> None:
     service, _ = notifier
     request = await confirmation(booking, settings)
@@ -78,16 +70,15 @@ async def test_concurrent_deliveries_of_one_notification_send_one_message(
 
     assert Counter(outcomes) == Counter({"delivered:kakao": 1, "duplicate": 3})
     mine = str(request.notification_id)
-    assert [call.outcome for call in kakao.calls() if call.key == mine] == ["accepted"]
-    assert [call for call in sms.calls() if call.key == mine] == []
+    assert [call.outcome for call in kakao_server.calls() if call.key == mine] == ["accepted"]
+    assert [call for call in sms_server.calls() if call.key == mine] == []
     (log,) = await sql(settings, "SELECT status, channel FROM notifications WHERE id = :id",
                        id=request.notification_id)
     assert log == {"status": "DELIVERED", "channel": "kakao"}
     attempts = await sql(settings, "SELECT status FROM notification_attempts WHERE notification_id = :id",
                          id=request.notification_id)
     assert [row["status"] for row in attempts] == ["ACCEPTED"]
-    # Every delivery let go of the notification's lock: a later one is not kept waiting.
-    assert (await sql(settings, ADVISORY_LOCKS))[0]["n"] == 0
+    await assert_no_lock_held(settings)
     assert await service.deliver(request) == "duplicate"
 
 
@@ -104,7 +95,7 @@ async def test_a_notification_whose_user_is_gone_is_refused_and_its_lock_release
     with pytest.raises(NotificationUnknown):
         await service.deliver(unknown)
 
-    assert (await sql(settings, ADVISORY_LOCKS))[0]["n"] == 0
+    await assert_no_lock_held(settings)
     assert await service.deliver(request) == "delivered:kakao"
 
 
@@ -122,4 +113,4 @@ async def test_after_postgresql_ends_its_connections_the_next_delivery_gets_a_li
 
     assert is_database_outage(first.value), repr(first.value)  # waited out, then retried
     assert await service.deliver(request) == "delivered:kakao"
-    assert (await sql(settings, ADVISORY_LOCKS))[0]["n"] == 0
+    await assert_no_lock_held(settings)

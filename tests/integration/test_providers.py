@@ -17,6 +17,7 @@ from services.notifier.adapters.kakao import (
     KakaoAlimTalkClient,
 )
 from services.notifier.adapters.sms import SmsClient, SmsMessage
+from tests.support import KAKAO_KEY, SMS_KEY
 from workers.common.http_resilience import (
     Accepted,
     BreakerOpen,
@@ -30,26 +31,12 @@ from workers.devstack.simulators import SimulatorServer
 
 pytestmark = pytest.mark.integration
 
-KAKAO_KEY = "kakao-test-key"
-SMS_KEY = "sms-test-key"
 FAST_RETRIES = RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05)
 FAST = ResiliencePolicy(timeout=1.0, retry=FAST_RETRIES, rate_per_second=1000, burst=100)
 
 
 def unique(prefix: str) -> str:
     return f"{prefix}-{uuid.uuid4().hex[:12]}"
-
-
-@pytest.fixture(scope="module")
-def kakao_server() -> Iterator[SimulatorServer]:
-    with SimulatorServer("kakao", api_key=KAKAO_KEY) as server:
-        yield server
-
-
-@pytest.fixture(scope="module")
-def sms_server() -> Iterator[SimulatorServer]:
-    with SimulatorServer("sms", api_key=SMS_KEY) as server:
-        yield server
 
 
 @pytest.fixture(scope="module")

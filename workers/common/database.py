@@ -11,6 +11,9 @@ UNREACHABLE = (
     # A server shutting down ends its sessions with these (SQLAlchemy reports them as a
     # lost connection; statements run on asyncpg directly see them as they are).
     asyncpg.AdminShutdownError, asyncpg.CrashShutdownError,
+    # A session the server ended while it sat idle in the pool: asyncpg reads the FATAL
+    # message as the next statement starts and reports a protocol state it cannot enter.
+    asyncpg.InternalClientError,
 )
 
 

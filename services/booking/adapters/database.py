@@ -68,10 +68,11 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
         driver: asyncpg.Connection = raw.driver_connection
         try:
             yield driver
-        except BaseException:
+        except BaseException as error:
             # Whatever ended it (a terminated backend answers with a FATAL error, not a
-            # connection error), a closed connection must not go back into the pool.
-            if driver.is_closed():
+            # connection error), a closed connection must not go back into the pool; nor
+            # one whose protocol state asyncpg lost (a FATAL read as a statement started).
+            if driver.is_closed() or isinstance(error, asyncpg.InternalClientError):
                 await conn.invalidate()
             raise
 
