@@ -147,7 +147,13 @@ async def test_every_event_arrives_in_order_although_relays_are_killed(
     assert kills >= 5
     # Only rows claimed by a killed relay may be sent twice.
     assert repeats <= kills * BATCH_SIZE * CONCURRENCY
-    assert await connection.fetchval("SELECT count(*) FROM outbox WHERE published_at IS NULL") == 0
+    # Rows a killed relay had leased and sent are marked by the next relay once the lease
+    # (RELAY_LEASE_SECONDS) runs out, which may come after the last event arrived.
+    unpublished = "SELECT count(*) FROM outbox WHERE published_at IS NULL"
+    deadline = time.monotonic() + 30
+    while (left := await connection.fetchval(unpublished)) > 0:
+        assert time.monotonic() < deadline, f"{left} outbox rows never marked published"
+        await asyncio.sleep(0.2)
     # A relay stopped by SIGTERM finishes its batch and exits cleanly.
     codes = [relay.stop() for relay in relays]
     assert codes == [0, 0], [relay.log_tail() for relay in relays]
