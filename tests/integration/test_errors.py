@@ -347,6 +347,7 @@ async def test_payload_too_large_413(booking: Booking) -> None:
     response = await booking.http.post("/points/charge", content=body,
                                        headers={**auth(user), "Content-Type": "application/json"})
     assert_problem(response, 413)
+    assert response.headers["connection"] == "close"  # the unread body ends the connection
 
     async def chunks() -> AsyncIterator[bytes]:
         yield b'{"amount": 10, "padding": "'
@@ -357,6 +358,7 @@ async def test_payload_too_large_413(booking: Booking) -> None:
     chunked = await booking.http.post("/points/charge", content=chunks(),
                                       headers={**auth(user), "Content-Type": "application/json"})
     assert_problem(chunked, 413)
+    assert chunked.headers["connection"] == "close"
     assert await _balance(booking, user) == 0
     # Just under the limit is fine (unknown fields are ignored).
     small = json.dumps({"amount": 10, "padding": "x" * 60_000}).encode()

@@ -41,6 +41,8 @@ class ApiHandler:
             response = error_response(BodyTooLarge(), "")
         else:
             response = await route.answer(request)
+        if response.status == 413:  # its body is left unread, so the connection carries nothing more
+            response.headers["connection"] = "close"
         REQUEST_METRICS.observe(request.method, route.path if route else "unmatched", response.status,
                                 time.perf_counter() - started)
         return response
