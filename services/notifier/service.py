@@ -136,9 +136,6 @@ class Notifier:
 
 
 def _provider_id(outcome: Accepted) -> str | None:
-    try:
-        body = outcome.response.json()
-    except ValueError:
-        return None
+    body = outcome.body
     found = body.get("id") or body.get("message_id") if isinstance(body, dict) else None
     return str(found) if found is not None else None

@@ -11,6 +11,7 @@ import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 
+import aiohttp
 import asyncpg
 import httpx
 import pytest
@@ -229,7 +230,7 @@ async def test_an_open_breaker_in_a_worker_shows_as_the_highest_state_of_live_pr
         return result.value("provider_circuit_breaker_state", provider=provider)
 
     try:
-        async with httpx.AsyncClient() as client:
+        async with aiohttp.ClientSession() as client:
             steady = ResilientCaller(provider, client, TRIPS_FAST)
             tripping = ResilientCaller(provider, client, TRIPS_FAST)
             # Heartbeats a minute apart: only the transition itself can publish it in time.
@@ -269,7 +270,7 @@ async def test_a_database_outage_never_delays_a_provider_call_nor_stops_the_publ
                                   application_name="breaker-test")
     refused = f"http://127.0.0.1:{free_port()}/v1/registrations"
     try:
-        async with httpx.AsyncClient() as client:
+        async with aiohttp.ClientSession() as client:
             caller = ResilientCaller("venue-" + secrets.token_hex(4), client, TRIPS_FAST)
             async with publishing_breaker_states(engine, [caller.breaker], heartbeat=0.2):
                 for _ in range(2):

@@ -8,7 +8,7 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 
-import httpx
+import aiohttp
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,7 +35,7 @@ POLICY = ResiliencePolicy(timeout=2.0, retry=RetryPolicy(max_attempts=2, base_de
 async def notifier(settings: Settings, kakao_server: SimulatorServer,
                    sms_server: SimulatorServer) -> AsyncIterator[tuple[Notifier, AsyncEngine]]:
     engine = create_engine(settings)
-    async with httpx.AsyncClient() as http:
+    async with aiohttp.ClientSession() as http:
         yield Notifier(
             engine,
             KakaoAlimTalkClient(ResilientCaller("kakao", http, POLICY), base_url=kakao_server.base_url,

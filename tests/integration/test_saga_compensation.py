@@ -8,7 +8,6 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from typing import Any
 
-import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -35,7 +34,7 @@ class Venue:
         self.calls.append(registration.registration_id)
         await asyncio.sleep(0.05)
         if self.accept:
-            return Accepted(httpx.Response(201, json={"id": registration.registration_id}), 1)
+            return Accepted(201, {"id": registration.registration_id}, 1)
         return Rejected(409, {"code": "SEAT_CONFLICT"}, 1)
 
 

@@ -2,9 +2,12 @@
 
 import asyncio
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
-import httpx
+import aiohttp
 import pytest
+from aiohttp import web
 from prometheus_client import REGISTRY
 
 from workers.common.breaker import AsyncCircuitBreaker, BreakerOpen, BreakerState
@@ -143,28 +146,44 @@ async def test_exceptions_that_do_not_count_leave_the_breaker_closed() -> None:
     assert breaker.fail_counter == 0
 
 
-async def test_a_definite_4xx_is_not_a_breaker_failure_but_a_5xx_is() -> None:
-    statuses = [400, 400, 400, 503, 200]
-    requests: list[httpx.Request] = []
+@asynccontextmanager
+async def provider_answering(statuses: list[int]) -> AsyncIterator[tuple[str, list[web.Request]]]:
+    """A provider on a local socket answering `statuses` in turn; yields its URL and requests."""
+    requests: list[web.Request] = []
 
-    def provider(request: httpx.Request) -> httpx.Response:
+    async def answer(request: web.Request) -> web.Response:
         requests.append(request)
-        return httpx.Response(statuses[len(requests) - 1], json={"code": "NOT_KAKAO_USER"})
+        return web.json_response({"code": "NOT_KAKAO_USER"}, status=statuses[len(requests) - 1])
 
+    app = web.Application()
+    app.router.add_post("/send", answer)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}/send", requests
+    finally:
+        await runner.cleanup()
+
+
+async def test_a_definite_4xx_is_not_a_breaker_failure_but_a_5xx_is() -> None:
     policy = ResiliencePolicy(retry=RetryPolicy(max_attempts=1), breaker_fail_max=1)
-    async with httpx.AsyncClient(transport=httpx.MockTransport(provider)) as client:
+    async with provider_answering([400, 400, 400, 503, 200]) as (url, requests), \
+            aiohttp.ClientSession() as client:
         caller = ResilientCaller(provider_name(), client, policy)
         for _ in range(3):
-            outcome = await caller.post_json("http://provider/send", {"message_id": "m-1"})
+            outcome = await caller.post_json(url, {"message_id": "m-1"})
             assert isinstance(outcome, Rejected)
             assert outcome.code == "NOT_KAKAO_USER"
         assert caller.breaker.state is BreakerState.CLOSED
 
         with pytest.raises(TransientFailure):
-            await caller.post_json("http://provider/send", {"message_id": "m-1"})
+            await caller.post_json(url, {"message_id": "m-1"})
         assert caller.breaker.state is BreakerState.OPEN
         with pytest.raises(BreakerOpen):
-            await caller.post_json("http://provider/send", {"message_id": "m-1"})
+            await caller.post_json(url, {"message_id": "m-1"})
     assert len(requests) == 4
 
 

@@ -147,9 +147,8 @@ async def dead_letter_producer(settings: ConsumerSettings, client_id: str) -> As
 
 def run_worker(app: faust.App, settings: ConsumerSettings, metrics_port: int) -> None:
     """Run the faust worker in the foreground until SIGINT/SIGTERM."""
-    # aiokafka logs every failed reconnect; httpx every request (the workers log outcomes).
+    # aiokafka logs every failed reconnect (the workers log outcomes).
     logging.getLogger("aiokafka").setLevel(logging.CRITICAL)
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     loop = asyncio.new_event_loop()
     asyncio.set_event_loop(loop)
     # Subscribing to a topic that does not exist yet would leave its partitions unassigned.

@@ -8,7 +8,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
+import aiohttp
 
 from services.booking.domain.events import NotificationRequested
 from services.common import topics
@@ -45,7 +45,7 @@ async def notifier_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
         lock_timeout_ms=120_000,
     )
     try:
-        async with httpx.AsyncClient() as http, dead_letter_producer(settings, group) as producer:
+        async with aiohttp.ClientSession() as http, dead_letter_producer(settings, group) as producer:
             callers = (ResilientCaller("kakao", http, settings.kakao_policy),
                        ResilientCaller("sms", http, settings.sms_policy))
             kakao = KakaoAlimTalkClient(

@@ -9,7 +9,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import httpx
+import aiohttp
 
 from services.booking.adapters.venue_client import VenueClient
 from services.booking.domain.errors import BalanceLimitExceeded
@@ -44,7 +44,7 @@ async def saga_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
         settings.database_dsn, pool_size=settings.saga_db_pool_size, application_name=group
     )
     try:
-        async with httpx.AsyncClient() as http, dead_letter_producer(settings, group) as producer:
+        async with aiohttp.ClientSession() as http, dead_letter_producer(settings, group) as producer:
             caller = ResilientCaller("venue", http, settings.venue_policy)
             venue = VenueClient(caller, base_url=str(settings.venue_api_url))
             saga = TicketSaga(engine, venue, settings.venue_breaker_reset_seconds)
