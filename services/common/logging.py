@@ -8,6 +8,9 @@ JSON, whatever a call passes as `extra={...}` becomes a field of its own.
 
 import logging
 import sys
+import threading
+import time
+import weakref
 from datetime import UTC, datetime
 from typing import Any, Literal
 
@@ -93,9 +96,61 @@ class TextFormatter(logging.Formatter):
         return super().format(record)
 
 
+class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
+    """A StreamHandler that writes its lines in batches: at most FLUSH_SECONDS late.
+
+    A worker logs a line per event, and a write to stderr per line was 10-13 % of the
+    saga's and the notifier's CPU in py-spy. Lines are gathered and written together
+    by a flusher thread; a warning or worse, a full batch, or the interpreter's exit
+    (logging.shutdown flushes every handler) writes at once. A process killed outright
+    loses at most FLUSH_SECONDS of its info lines.
+    """
+
+    FLUSH_SECONDS = 0.2
+    BATCH_CHARS = 64 * 1024
+
+    def __init__(self, stream: Any = None) -> None:
+        super().__init__(stream)
+        self._lines: list[str] = []
+        self._chars = 0
+        threading.Thread(target=_flush_every_interval, args=(weakref.ref(self),),
+                         name="log-flusher", daemon=True).start()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            line = self.format(record) + self.terminator
+        except Exception:
+            self.handleError(record)
+            return
+        with self.lock:  # type: ignore[union-attr]
+            self._lines.append(line)
+            self._chars += len(line)
+            urgent = record.levelno >= logging.WARNING or self._chars >= self.BATCH_CHARS
+        if urgent:
+            self.flush()
+
+    def flush(self) -> None:
+        with self.lock:  # type: ignore[union-attr]
+            if self._lines:
+                lines, self._lines, self._chars = self._lines, [], 0
+                try:
+                    self.stream.write("".join(lines))
+                except (OSError, ValueError):  # stderr closed: nowhere left to say it
+                    return
+            super().flush()
+
+
+def _flush_every_interval(handler_ref: "weakref.ref[BatchedStreamHandler]") -> None:
+    """The flusher thread: it ends once its handler is gone."""
+    while (handler := handler_ref()) is not None:
+        handler.flush()
+        del handler
+        time.sleep(BatchedStreamHandler.FLUSH_SECONDS)
+
+
 def configure_logging(service: str, level: str, json_format: bool) -> None:
     """Send every record of this process to stderr, in JSON or text, with its trace id."""
-    handler = logging.StreamHandler(sys.stderr)
+    handler = BatchedStreamHandler(sys.stderr)
     handler.addFilter(TraceIdFilter(service))
     handler.setFormatter(JsonFormatter() if json_format else TextFormatter())
     root = logging.getLogger()

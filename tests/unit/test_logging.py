@@ -1,11 +1,21 @@
 """Log records carry the current trace id; JSON lines for machines, text for people."""
 
+import io
 import logging
+import subprocess
+import sys
+import time
 
 import orjson
 import pytest
 
-from services.common.logging import JsonFormatter, LogSettings, TextFormatter, TraceIdFilter
+from services.common.logging import (
+    BatchedStreamHandler,
+    JsonFormatter,
+    LogSettings,
+    TextFormatter,
+    TraceIdFilter,
+)
 from services.common.tracing import current_trace_id, traced
 from workers.common.consumer import RawMessage
 
@@ -57,3 +67,51 @@ def test_a_consumer_reads_the_trace_id_from_the_kafka_header() -> None:
 def test_log_settings_accept_any_case() -> None:
     settings = LogSettings(log_level="debug", log_format="JSON")
     assert settings.log_level == "DEBUG" and settings.log_json
+
+
+def _line(message: str, level: int = logging.INFO) -> logging.LogRecord:
+    return logging.LogRecord("workers.saga", level, __file__, 1, message, (), None)
+
+
+class _RecordingStream(io.StringIO):
+    """Keeps every write apart, to count them."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.writes: list[str] = []
+
+    def write(self, text: str) -> int:
+        self.writes.append(text)
+        return super().write(text)
+
+
+def test_lines_are_written_in_batches_and_a_warning_writes_at_once() -> None:
+    stream = _RecordingStream()
+    handler = BatchedStreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    for number in range(50):
+        handler.handle(_line(f"line {number}"))
+    handler.handle(_line("trouble", logging.WARNING))
+    lines = stream.getvalue().splitlines()
+    assert lines == [f"line {number}" for number in range(50)] + ["trouble"]
+    assert len(stream.writes) < 51  # one write per line is what batching saves
+
+
+def test_an_info_line_alone_is_written_by_the_flusher() -> None:
+    stream = _RecordingStream()
+    handler = BatchedStreamHandler(stream)
+    handler.setFormatter(logging.Formatter("%(message)s"))
+    handler.handle(_line("quiet line"))
+    deadline = time.monotonic() + 30  # only against hanging: the flusher runs every 0.2 s
+    while stream.getvalue() != "quiet line\n":
+        assert time.monotonic() < deadline, "the flusher never wrote the line"
+        time.sleep(0.01)
+
+
+def test_a_process_that_exits_right_after_logging_still_writes_its_lines() -> None:
+    script = ("from services.common.logging import configure_logging\n"
+              "import logging\n"
+              "configure_logging('probe', 'INFO', False)\n"
+              "logging.getLogger('probe').info('last words')\n")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
+    assert done.stderr.rstrip().endswith("INFO  probe last words")

@@ -89,10 +89,17 @@ def asyncpg_dsn(database_url: str) -> str:
 SERVER_SETTINGS = {"application_name": "outbox-relay", "synchronous_commit": "off"}
 
 
+async def _keep_session(connection: asyncpg.Connection) -> None:
+    """Nothing to undo on release: the store's statements leave no session state (no
+    LISTEN, cursor, lock or SET; the pool itself rolls back a transaction left open),
+    so asyncpg's default reset, a round trip per release, is skipped. py-spy put that
+    reset at 8 % of the relay's CPU under hold + pay."""
+
+
 async def create_pool(database_url: str, size: int) -> asyncpg.Pool:
     return await asyncpg.create_pool(
         asyncpg_dsn(database_url), min_size=1, max_size=size,
-        command_timeout=60, server_settings=SERVER_SETTINGS,
+        command_timeout=60, server_settings=SERVER_SETTINGS, reset=_keep_session,
     )
 
 
