@@ -6,15 +6,8 @@ import argparse
 import os
 from pathlib import Path
 
+from services.common.stack_env import find_project_root
 from workers.devstack.launcher import run_stack
-
-
-def find_project_root(start: Path) -> Path:
-    """The nearest directory holding pyproject.toml, so `.data/` is the same from any subdir."""
-    for candidate in (start, *start.parents):
-        if (candidate / "pyproject.toml").is_file():
-            return candidate
-    return start
 
 
 def main() -> None:

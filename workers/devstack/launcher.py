@@ -16,6 +16,7 @@ from types import FrameType
 from rich.console import Console
 from rich.text import Text
 
+from services.common.stack_env import DATA_DIR, STACK_LOCK, stack_settings
 from workers.devstack.embedded import start_broker, start_postgres, start_redis, start_simulator
 from workers.devstack.processes import (
     Part,
@@ -230,7 +231,7 @@ def _run(
     ready_timeout: float,
 ) -> None:
     resolved = stack.resolve()
-    write_stack_env(stack.config.data_dir, resolved)
+    write_stack_env(stack.config.data_dir, stack_settings(stack.config.environ, resolved))
     try:
         migrate(resolved["DATABASE_URL"])
     except Exception as error:
@@ -258,9 +259,9 @@ def run_stack(
     Must run in the main thread: children die with the thread that started them.
     """
     console = console or Console(highlight=False)
-    data_dir = project_root / ".data"
+    data_dir = project_root / DATA_DIR
     try:
-        with stack_lock(data_dir / "stack.lock"):
+        with stack_lock(data_dir / STACK_LOCK):
             host, port = _booking_port(environ)
             stack = Stack(StackConfig(environ, data_dir, host, port), console)
             return _run_until_stopped(stack, parts, ready_check, migrate, ready_timeout, stop_timeout)
