@@ -43,11 +43,10 @@ def _missing_hint(stack: StackFile | None) -> str:
     return ""
 
 
-def _from_stack(cls: type[BaseSettings], stack: StackFile | None) -> dict[str, str]:
+def _from_stack(cls: type[BaseSettings], stack: StackFile | None, named: set[str]) -> dict[str, str]:
     """The running stack's values for the fields of `cls` that the environment does not name."""
     if stack is None or not stack.running:
         return {}
-    named = {key.upper() for key in os.environ}
     fields = {name.upper() for name in cls.model_fields}
     found = {key.lower(): value for key, value in stack.values().items()
              if key.upper() in fields and key.upper() not in named}
@@ -60,10 +59,11 @@ def _from_stack(cls: type[BaseSettings], stack: StackFile | None) -> dict[str, s
 
 def load_settings(cls: type[S], defaults: Mapping[str, str] | None = None) -> S:
     """Settings from the environment, else the running stack, else `defaults` (by variable name)."""
+    named = {key.upper() for key in os.environ}  # pydantic-settings reads names in any case
     stack = find_stack_file(Path.cwd())
     values: dict[str, Any] = {name.lower(): value for name, value in (defaults or {}).items()
-              if name.upper() not in {key.upper() for key in os.environ}}
-    values.update(_from_stack(cls, stack))
+                              if name.upper() not in named}
+    values.update(_from_stack(cls, stack, named))
     try:
         return cls(**values)
     except ValidationError as error:
