@@ -43,17 +43,36 @@ def networks(addresses: str) -> tuple[Network, ...]:
     return tuple(parsed)
 
 
-class Settings(BaseSettings):
+class TokenPolicy(BaseSettings):
+    """The JWT settings: the API verifies tokens by them, `booking-token` issues tokens by them."""
+
     model_config = SettingsConfigDict(frozen=True, extra="ignore")
 
-    database_url: PostgresUrl
-    redis_url: RedisUrl
-    kafka_bootstrap_servers: Annotated[str, Field(min_length=3)]
     auth_jwt_secret: str
     # When set, a token must carry a matching `aud` / `iss` (API.md §1, token policy).
     auth_jwt_audience: Word | None = None
     auth_jwt_issuer: Word | None = None
     auth_jwt_max_lifetime_seconds: Positive = 86_400
+
+    @field_validator("auth_jwt_secret")
+    @classmethod
+    def refuse_weak_secret(cls, value: str) -> str:
+        if value.lower() in {"changeme", "change-me-please", "secret" * 3}:
+            raise ValueError("is a placeholder; set a real secret")
+        try:
+            size = len(value.encode())
+        except UnicodeEncodeError:
+            raise ValueError("is not valid UTF-8") from None
+        if size < MIN_SECRET_BYTES:
+            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes, not {size}"
+                             " (e.g. `openssl rand -base64 32`)")
+        return value
+
+
+class Settings(TokenPolicy):
+    database_url: PostgresUrl
+    redis_url: RedisUrl
+    kafka_bootstrap_servers: Annotated[str, Field(min_length=3)]
 
     booking_host: str = "127.0.0.1"
     booking_port: Port = 8000
@@ -97,20 +116,6 @@ class Settings(BaseSettings):
     metrics_broker_timeout_seconds: Seconds = 2.0
     # Each API process reads the broker's offsets at most this often, however often scraped.
     metrics_broker_cache_seconds: Seconds = 5.0
-
-    @field_validator("auth_jwt_secret")
-    @classmethod
-    def refuse_weak_secret(cls, value: str) -> str:
-        if value.lower() in {"changeme", "change-me-please", "secret" * 3}:
-            raise ValueError("is a placeholder; set a real secret")
-        try:
-            size = len(value.encode())
-        except UnicodeEncodeError:
-            raise ValueError("is not valid UTF-8") from None
-        if size < MIN_SECRET_BYTES:
-            raise ValueError(f"must be at least {MIN_SECRET_BYTES} bytes, not {size}"
-                             " (e.g. `openssl rand -base64 32`)")
-        return value
 
     @field_validator("forwarded_allow_ips")
     @classmethod

@@ -3,15 +3,11 @@
 from __future__ import annotations
 
 import os
-import queue
 import shutil
 import signal
 import socket
-import subprocess
 import sys
 import tempfile
-import threading
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
+from tests.launcher_support import LauncherProcess
 from workers.devstack.embedded import (
     ServerStartError,
     free_port,
@@ -238,46 +235,13 @@ raise SystemExit(run_stack(Path(sys.argv[1]), dict(os.environ), parts=[sleeper],
 """
 
 
-class Launcher:
+class Launcher(LauncherProcess):
     """`make run` with a stand-in part, in a subprocess we can signal."""
 
     def __init__(self, project_root: Path) -> None:
         env = {k: v for k, v in os.environ.items() if k not in SERVER_VARIABLES}
         env["BOOKING_PORT"] = str(free_port())
-        self.process = subprocess.Popen(
-            [sys.executable, "-c", LAUNCHER_SCRIPT, str(project_root)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        self.lines: queue.Queue[str] = queue.Queue()
-        self.output: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-
-    def _read(self) -> None:
-        assert self.process.stdout is not None
-        for line in self.process.stdout:
-            self.lines.put(line)
-
-    def wait_for(self, text: str, timeout: float = 60) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            try:
-                self.output.append(self.lines.get(timeout=0.2))
-            except queue.Empty:
-                continue
-            if text in self.output[-1]:
-                return
-        raise AssertionError(f"{text!r} not seen; output: {''.join(self.output)}")
-
-    def close(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-        self.process.wait()
-        assert self.process.stdout is not None
-        self.process.stdout.close()
+        super().__init__([sys.executable, "-c", LAUNCHER_SCRIPT, str(project_root)], REPO_ROOT, env)
 
 
 @pytest.fixture

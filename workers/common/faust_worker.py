@@ -25,7 +25,7 @@ from prometheus_client import start_http_server
 from workers.common.consumer import EventConsumer, RawMessage
 from workers.common.consumer_settings import ConsumerSettings
 from workers.common.faust_transport import Transport
-from workers.common.kafka import ensure_topics, make_producer, system_topics
+from workers.common.kafka import IdempotenceRefused, ensure_topics, start_producer, system_topics
 from workers.common.ordered_concurrency import OrderedConcurrency
 
 log = logging.getLogger("workers.faust")
@@ -97,7 +97,13 @@ def attach_consumer(
     async def consume(stream: Any) -> None:
         if not started:
             # Its resources close with the app, after the agent has stopped.
-            started.append(await app.add_async_context(factory()))
+            try:
+                started.append(await app.add_async_context(factory()))
+            except IdempotenceRefused as error:
+                # Only the agent would crash, leaving a worker that consumes nothing.
+                log.critical("%s", error)
+                await app.crash(error)
+                raise
         consumer, in_hand = started[0], OrderedConcurrency(concurrency)
         try:
             async for event in stream.noack().events():
@@ -119,6 +125,8 @@ async def until_ready(what: str, attempt: Callable[[], Awaitable[T]], max_delay:
     while True:
         try:
             return await attempt()
+        except IdempotenceRefused:
+            raise  # a setting to change: waiting would never end
         except Exception as error:
             failures += 1
             if failures == 1 or failures % 10 == 0:
@@ -129,16 +137,7 @@ async def until_ready(what: str, attempt: Callable[[], Awaitable[T]], max_delay:
 
 @asynccontextmanager
 async def dead_letter_producer(settings: ConsumerSettings, client_id: str) -> AsyncIterator[AIOKafkaProducer]:
-    async def start() -> AIOKafkaProducer:
-        producer = make_producer(settings, client_id=client_id)
-        try:
-            await producer.start()
-        except BaseException:
-            await producer.stop()
-            raise
-        return producer
-
-    producer = await until_ready("broker", start)
+    producer = await until_ready("broker", lambda: start_producer(settings, client_id=client_id))
     try:
         yield producer
     finally:

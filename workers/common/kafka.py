@@ -9,6 +9,7 @@ from typing import Annotated, Any
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import KafkaError
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -44,6 +45,35 @@ class TopicCreationFailed(RuntimeError):
         super().__init__(f"cannot create topic {topic}: {message} (error code {code})")
         self.topic = topic
         self.code = code
+
+
+class IdempotenceRefused(RuntimeError):
+    """The broker will not give an idempotent producer its id: a setting to change, not an outage."""
+
+    def __init__(self, bootstrap_servers: str, error: KafkaError) -> None:
+        super().__init__(
+            f"the broker at {bootstrap_servers} refuses idempotent producers (InitProducerId"
+            f" answered {type(error).__name__}); set KAFKA_ENABLE_IDEMPOTENCE=false for a broker"
+            " without them, such as the embedded Tansu, or enable them on the broker")
+
+
+async def start_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:
+    """Start make_producer's producer; raise IdempotenceRefused when the broker will not have it."""
+    producer = make_producer(settings, **overrides)
+    try:
+        await producer.start()
+    except KafkaError as error:
+        await producer.stop()
+        # Once bootstrapped (failures until then are connection errors, retriable), an
+        # idempotent producer's start asks the broker for a producer id and nothing else:
+        # a definite refusal there is the broker lacking the feature (Tansu: UnknownError).
+        if settings.kafka_enable_idempotence and not error.retriable:
+            raise IdempotenceRefused(settings.kafka_bootstrap_servers, error) from error
+        raise
+    except BaseException:
+        await producer.stop()
+        raise
+    return producer
 
 
 def make_producer(settings: KafkaSettings, **overrides: Any) -> AIOKafkaProducer:

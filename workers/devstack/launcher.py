@@ -16,12 +16,14 @@ from types import FrameType
 from rich.console import Console
 from rich.text import Text
 
+from services.common.stack_env import DATA_DIR, STACK_LOCK, stack_settings
 from workers.devstack.embedded import start_broker, start_postgres, start_redis, start_simulator
 from workers.devstack.processes import (
     Part,
     RunningPart,
     RunningServer,
     ServerStartError,
+    log_tail,
     port_is_free,
 )
 from workers.devstack.stackfiles import (
@@ -72,6 +74,12 @@ class StackConfig:
     data_dir: Path
     host: str
     port: int
+    # Every line of every part on the terminal, not only warnings and errors.
+    verbose: bool = False
+
+    @property
+    def log_dir(self) -> Path:
+        return self.data_dir / "logs"
 
 
 def http_ready_check(host: str, port: int) -> ReadyCheck:
@@ -132,8 +140,7 @@ class Stack:
 
     def resolve(self) -> dict[str, str]:
         """Name every server and secret, starting embedded servers for the unnamed ones."""
-        env, data = self.config.environ, self.config.data_dir
-        logs = data / "logs"
+        env, data, logs = self.config.environ, self.config.data_dir, self.config.log_dir
         starters: dict[str, Callable[[], RunningServer]] = {
             "DATABASE_URL": lambda: start_postgres(data / "postgres", log_dir=logs),
             "REDIS_URL": lambda: start_redis(log_dir=logs),
@@ -180,13 +187,17 @@ class Stack:
         )
         cwd = self.config.data_dir.parent
         for index, part in enumerate(parts):
-            self.parts.append(RunningPart.start(part, env, cwd, self.console, index))
+            running = RunningPart.start(part, env, cwd, self.console, index,
+                                        log_dir=self.config.log_dir, verbose=self.config.verbose)
+            self.parts.append(running)
+            self.say(f"{part.name} started (log: {running.log_path})")
 
     def check_parts_alive(self) -> None:
         for part in self.parts:
             code = part.process.poll()
             if code is not None:
-                raise StackError(f"part '{part.name}' exited unexpectedly with code {code}")
+                raise StackError(f"part '{part.name}' exited unexpectedly with code {code};"
+                                 f" {part.log_path} ends with: {log_tail(part.log_path)}")
 
     def wait_ready(self, ready_check: ReadyCheck, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -230,7 +241,7 @@ def _run(
     ready_timeout: float,
 ) -> None:
     resolved = stack.resolve()
-    write_stack_env(stack.config.data_dir, resolved)
+    write_stack_env(stack.config.data_dir, stack_settings(stack.config.environ, resolved))
     try:
         migrate(resolved["DATABASE_URL"])
     except Exception as error:
@@ -252,17 +263,18 @@ def run_stack(
     ready_timeout: float = 120.0,
     stop_timeout: float = 10.0,
     console: Console | None = None,
+    verbose: bool = False,
 ) -> int:
     """Run the whole system in the foreground until SIGINT/SIGTERM; return the exit status.
 
     Must run in the main thread: children die with the thread that started them.
     """
     console = console or Console(highlight=False)
-    data_dir = project_root / ".data"
+    data_dir = project_root / DATA_DIR
     try:
-        with stack_lock(data_dir / "stack.lock"):
+        with stack_lock(data_dir / STACK_LOCK):
             host, port = _booking_port(environ)
-            stack = Stack(StackConfig(environ, data_dir, host, port), console)
+            stack = Stack(StackConfig(environ, data_dir, host, port, verbose), console)
             return _run_until_stopped(stack, parts, ready_check, migrate, ready_timeout, stop_timeout)
     except StackAlreadyRunning as error:
         console.print(Text(str(error)), soft_wrap=True)

@@ -23,6 +23,8 @@ from typing import IO, Any
 from rich.console import Console
 from rich.text import Text
 
+from workers.devstack.part_output import pump_lines
+
 START_TIMEOUT_SECONDS = 60.0
 _PR_SET_PDEATHSIG = 1
 
@@ -211,30 +213,35 @@ class Part:
     argv: tuple[str, ...]
 
 
-def _pump_lines(stream: IO[bytes], prefix: Text, console: Console) -> None:
-    for raw in iter(stream.readline, b""):
-        line = Text(raw.decode("utf-8", errors="replace").rstrip())
-        console.print(Text.assemble(prefix, line), soft_wrap=True)
-
-
 class RunningPart:
-    """A part's process, its output copied to the console line by line under its name."""
+    """A part's process, its output kept in its log file (part_output.py says what else is shown)."""
 
-    def __init__(self, name: str, process: subprocess.Popen[bytes], pump: threading.Thread):
+    def __init__(self, name: str, process: subprocess.Popen[bytes], pump: threading.Thread,
+                 log_path: Path):
         self.name = name
         self.process = process
+        self.log_path = log_path
         self._pump = pump
 
     @classmethod
     def start(
-        cls, part: Part, env: Mapping[str, str], cwd: Path, console: Console, index: int
+        cls, part: Part, env: Mapping[str, str], cwd: Path, console: Console, index: int,
+        *, log_dir: Path, verbose: bool = False,
     ) -> RunningPart:
-        process = spawn_child(part.argv, stdout=subprocess.PIPE, env=env, cwd=cwd)
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log_path = log_dir / f"{part.name}.log"
+        log = log_path.open("ab", buffering=0)  # unbuffered: a reader sees each line at once
+        try:
+            process = spawn_child(part.argv, stdout=subprocess.PIPE, env=env, cwd=cwd)
+        except BaseException:
+            log.close()
+            raise
         assert process.stdout is not None
         prefix = Text(f"{part.name:<8}| ", style=PART_STYLES[index % len(PART_STYLES)])
-        pump = threading.Thread(target=_pump_lines, args=(process.stdout, prefix, console), daemon=True)
+        pump = threading.Thread(
+            target=pump_lines, args=(process.stdout, log, prefix, console, verbose), daemon=True)
         pump.start()
-        return cls(part.name, process, pump)
+        return cls(part.name, process, pump, log_path)
 
     def stop(self, timeout: float = 10) -> None:
         """SIGTERM the part's process group (its own workers too), SIGKILL after timeout."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 import fcntl
 import os
 import secrets
-import shlex
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
+
+from services.common.stack_env import JWT_SECRET_FILE, STACK_ENV, format_stack_env
 
 
 class StackAlreadyRunning(Exception):
@@ -46,7 +47,7 @@ def _write_private(path: Path, text: str) -> None:
 
 def resolve_jwt_secret(data_dir: Path) -> str:
     """Return the stack's JWT secret, generated once and kept (mode 600) across runs."""
-    path = data_dir / "jwt-secret"
+    path = data_dir / JWT_SECRET_FILE
     if path.exists() and (secret := path.read_text().strip()):
         return secret
     secret = secrets.token_urlsafe(48)
@@ -55,13 +56,12 @@ def resolve_jwt_secret(data_dir: Path) -> str:
 
 
 def write_stack_env(data_dir: Path, values: Mapping[str, str]) -> Path:
-    """Write KEY=VALUE lines other commands can `source`; private, since it holds the secret."""
-    path = data_dir / "stack.env"
-    lines = ["# written by `make run` while it runs; removed when it stops"]
-    lines += [f"{key}={shlex.quote(value)}" for key, value in values.items()]
-    _write_private(path, "\n".join(lines) + "\n")
+    """Write the settings other commands read (services/common/stack_env.py); private, since
+    it holds the secret."""
+    path = data_dir / STACK_ENV
+    _write_private(path, format_stack_env(values))
     return path
 
 
 def remove_stack_env(data_dir: Path) -> None:
-    (data_dir / "stack.env").unlink(missing_ok=True)
+    (data_dir / STACK_ENV).unlink(missing_ok=True)

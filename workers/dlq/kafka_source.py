@@ -12,7 +12,7 @@ from aiokafka.errors import KafkaError
 from services.common.broker_offsets import log_end_offsets
 from services.common.topics import dead_letter_topic
 from workers.common.dead_letters import DeadLetter
-from workers.common.kafka import make_producer
+from workers.common.kafka import IdempotenceRefused, start_producer
 from workers.dlq.config import Settings
 from workers.dlq.model import CliError
 
@@ -106,11 +106,11 @@ async def dead_letter_topics(settings: Settings) -> AsyncIterator[DeadLetterTopi
 
 @asynccontextmanager
 async def replay_producer(settings: Settings) -> AsyncIterator[AIOKafkaProducer]:
-    producer = make_producer(settings, client_id="booking-dlq")
     try:
-        await producer.start()
+        producer = await start_producer(settings, client_id="booking-dlq")
+    except IdempotenceRefused as error:
+        raise CliError(str(error), code=2) from None
     except KafkaError as error:
-        await producer.stop()
         raise unreachable(settings, error) from None
     try:
         yield producer

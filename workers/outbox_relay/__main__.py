@@ -6,6 +6,8 @@
 Configured by environment: DATABASE_URL, KAFKA_BOOTSTRAP_SERVERS,
 KAFKA_ENABLE_IDEMPOTENCE (false for the embedded Tansu broker), RELAY_* (see
 workers/outbox_relay/config.py). SIGINT/SIGTERM finish the batch in flight and exit.
+A broker that refuses idempotent producers while KAFKA_ENABLE_IDEMPOTENCE is on stops
+the relay at start with exit status 2 and one line saying what to set.
 
 Its metrics (RELAY_METRICS_PORT) include consumer lag per group and DLQ sizes, read
 from the broker (workers/outbox_relay/broker_offsets.py); CONSUMER_GROUP_PREFIX names
@@ -22,6 +24,7 @@ from prometheus_client import start_http_server
 
 from services.common.logging import configure_logging
 from services.common.settings import exit_on_help, load_settings_or_exit
+from workers.common.kafka import IdempotenceRefused
 from workers.outbox_relay import republish
 from workers.outbox_relay.config import Settings
 from workers.outbox_relay.metrics import RelayMetrics
@@ -65,7 +68,12 @@ def main() -> None:
             print(f"error: cannot serve metrics on RELAY_METRICS_PORT={settings.relay_metrics_port}:"
                   f" {error.strerror}", file=sys.stderr)
             raise SystemExit(2) from None
-    asyncio.run(run(settings))
+    try:
+        asyncio.run(run(settings))
+    except IdempotenceRefused as error:
+        # A setting to change, not an outage to wait out: say so once and stop.
+        logging.getLogger("workers.outbox_relay").critical("%s", error)
+        raise SystemExit(2) from None
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from services.common.broker_offsets import BrokerOffsets, consumer_groups
-from workers.common.kafka import ensure_topics, make_producer, system_topics
+from workers.common.kafka import IdempotenceRefused, ensure_topics, start_producer, system_topics
 from workers.outbox_relay.broker_offsets import watch_offsets
 from workers.outbox_relay.config import Settings
 from workers.outbox_relay.health import Health
@@ -112,9 +112,8 @@ async def _open_pool(settings: Settings) -> asyncpg.Pool:
 
 
 async def _start_producer(settings: Settings) -> AIOKafkaProducer:
-    producer = make_producer(settings, client_id=f"outbox-relay-{settings.relay_name}")
+    producer = await start_producer(settings, client_id=f"outbox-relay-{settings.relay_name}")
     try:
-        await producer.start()
         # Consumers subscribe to topics that may have no event yet: create them all now.
         await ensure_topics(settings, system_topics())
     except BaseException:
@@ -129,6 +128,8 @@ async def _until_ready(name: str, settings: Settings, attempt: Callable[[], Awai
     while True:
         try:
             result = await attempt()
+        except IdempotenceRefused:
+            raise  # a setting to change: waiting would never end
         except Exception as error:  # a dependency still starting: retry forever
             await health.failed(error)
             continue

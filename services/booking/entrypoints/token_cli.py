@@ -1,29 +1,44 @@
 """`booking-token USER [--admin] [--name N] [--phone P]`: mint a JWT to try the API by hand.
 
-In production an API gateway issues these; locally `make run` keeps its secret in
-.data/jwt-secret, which this command reads when AUTH_JWT_SECRET is unset. The token
-names AUTH_JWT_AUDIENCE and AUTH_JWT_ISSUER (`aud`, `iss`) when those are set.
+In production an API gateway issues these. Locally the token is made by the API's own
+token policy: AUTH_JWT_SECRET, AUTH_JWT_AUDIENCE / AUTH_JWT_ISSUER (`aud`, `iss`) and
+AUTH_JWT_MAX_LIFETIME_SECONDS, from the environment or else from the running `make run`
+of this project; with neither, the secret `make run` keeps in .data/jwt-secret.
 """
 
 import argparse
-import os
 import sys
 import time
 from pathlib import Path
 
 import jwt
 
-LOCAL_SECRET = Path(".data/jwt-secret")
+from services.booking.config import TokenPolicy
+from services.common.settings import load_settings_or_exit
+from services.common.stack_env import DATA_DIR, JWT_SECRET_FILE, find_project_root
+
+DEFAULT_HOURS = 12.0
 
 
-def secret() -> str:
-    if value := os.environ.get("AUTH_JWT_SECRET"):
-        return value
-    if LOCAL_SECRET.exists():
-        return LOCAL_SECRET.read_text().strip()
-    print("error: set AUTH_JWT_SECRET or start `make run` once (it writes .data/jwt-secret)",
-          file=sys.stderr)
-    raise SystemExit(2)
+def kept_secret() -> dict[str, str]:
+    """The secret `make run` keeps across runs, for when no stack runs and none is set."""
+    path = find_project_root(Path.cwd()) / DATA_DIR / JWT_SECRET_FILE
+    try:
+        return {"AUTH_JWT_SECRET": path.read_text().strip()}
+    except OSError:
+        return {}
+
+
+def lifetime_seconds(hours: float | None, policy: TokenPolicy) -> int:
+    """The asked lifetime, or the default within the policy; exit when the API would refuse it."""
+    limit = policy.auth_jwt_max_lifetime_seconds
+    if hours is None:
+        return min(int(DEFAULT_HOURS * 3600), limit)
+    if hours <= 0 or hours * 3600 > limit:
+        print(f"error: --hours must be above 0 and at most {limit / 3600:g}"
+              " (AUTH_JWT_MAX_LIFETIME_SECONDS): the API refuses longer-lived tokens", file=sys.stderr)
+        raise SystemExit(2)
+    return int(hours * 3600)
 
 
 def main() -> None:
@@ -32,9 +47,14 @@ def main() -> None:
     parser.add_argument("--admin", action="store_true", help="add role=admin")
     parser.add_argument("--name", help="OIDC name claim")
     parser.add_argument("--phone", help="OIDC phone_number claim")
-    parser.add_argument("--hours", type=float, default=12, help="lifetime (default 12)")
+    parser.add_argument("--hours", type=float, default=None,
+                        help=f"lifetime (default {DEFAULT_HOURS:g}, or"
+                        " AUTH_JWT_MAX_LIFETIME_SECONDS if that is shorter)")
     args = parser.parse_args()
-    claims: dict[str, object] = {"sub": args.user, "exp": int(time.time() + args.hours * 3600)}
+    policy = load_settings_or_exit(TokenPolicy, defaults=kept_secret())
+    claims: dict[str, object] = {
+        "sub": args.user, "exp": int(time.time()) + lifetime_seconds(args.hours, policy),
+    }
     if args.admin:
         claims["role"] = "admin"
     if args.name:
@@ -42,10 +62,11 @@ def main() -> None:
     if args.phone:
         claims["phone_number"] = args.phone
     # An API with AUTH_JWT_AUDIENCE / AUTH_JWT_ISSUER set refuses tokens without them.
-    for claim, variable in (("aud", "AUTH_JWT_AUDIENCE"), ("iss", "AUTH_JWT_ISSUER")):
-        if value := os.environ.get(variable, "").strip():
-            claims[claim] = value
-    print(jwt.encode(claims, secret(), algorithm="HS256"))
+    if policy.auth_jwt_audience:
+        claims["aud"] = policy.auth_jwt_audience
+    if policy.auth_jwt_issuer:
+        claims["iss"] = policy.auth_jwt_issuer
+    print(jwt.encode(claims, policy.auth_jwt_secret, algorithm="HS256"))
 
 
 if __name__ == "__main__":

@@ -9,7 +9,7 @@ from contextlib import asynccontextmanager
 import orjson
 
 from services.booking.config import Settings
-from services.booking.entrypoints.api import health, openapi
+from services.booking.entrypoints.api import docs_page, health, openapi
 from services.booking.entrypoints.api.handling import ApiHandler
 from services.booking.entrypoints.api.http import Call, Endpoint, Router
 from services.booking.entrypoints.api.logs import configure_api_logging
@@ -34,16 +34,12 @@ ENDPOINTS: list[Endpoint] = [
 def documentation(endpoints: list[Endpoint]) -> list[Endpoint]:
     """/openapi.json and /docs, made once from the endpoints they describe."""
     document = Response(orjson.dumps(openapi.document(endpoints, TITLE, VERSION, DESCRIPTION)))
-    page = Response(openapi.swagger_page(TITLE), media_type="text/html; charset=utf-8")
 
     async def openapi_json(_: Call) -> Response:
         return document
 
-    async def docs(_: Call) -> Response:
-        return page
-
     return [Endpoint("GET", "/openapi.json", openapi_json, access="public", documented=False),
-            Endpoint("GET", "/docs", docs, access="public", documented=False)]
+            *docs_page.endpoints(TITLE)]
 
 
 class Lifetime:

@@ -21,13 +21,6 @@ ERROR_HEADERS = {401: ("WWW-Authenticate",), 429: ("Retry-After",), 503: ("Retry
 ACCESS_ERRORS = {"public": (), "user": (401,), "admin": (401, 403)}
 QUEUE_GUARD_ERRORS = (401, 403, 503)
 BODY_ERRORS = (413, 415, 422)
-SWAGGER_UI = """<!doctype html>
-<html><head><title>{title}</title><meta charset="utf-8">
-<link rel="stylesheet" href="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui.css">
-</head><body><div id="swagger-ui"></div>
-<script src="https://cdn.jsdelivr.net/npm/swagger-ui-dist@5/swagger-ui-bundle.js"></script>
-<script>SwaggerUIBundle({{url: "/openapi.json", dom_id: "#swagger-ui"}})</script>
-</body></html>"""
 
 
 def _components(endpoints: list[Endpoint]) -> tuple[dict[Any, Any], dict[str, Any]]:
@@ -130,7 +123,3 @@ def document(endpoints: Iterable[Endpoint], title: str, version: str, descriptio
             "securitySchemes": {"bearerJWT": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}},
         },
     }
-
-
-def swagger_page(title: str) -> str:
-    return SWAGGER_UI.format(title=title)
