@@ -59,12 +59,16 @@ def sql(stack: RunningStack, query: str, *args: Any) -> list[asyncpg.Record]:
     return asyncio.run(_fetch(stack, query, *args))
 
 
-def seed_users(stack: RunningStack, prefix: str, count: int, points: int = 0) -> None:
+def seed_users(stack: RunningStack, prefix: str, count: int, points: int = 0,
+               phone: str | None = None) -> None:
     """Users who registered and charged points before the run: rows exist, the API has
-    not seen them yet (setup by SQL, not measured: ten thousand charges take a while)."""
+    not seen them yet (setup by SQL, not measured: ten thousand charges take a while).
+    With a `phone` every one of them is notified, as buyers who signed in with Kakao are."""
     sql(stack, """
         WITH made AS (
-            INSERT INTO users (id) SELECT $1 || '-' || lpad(n::text, 6, '0')
+            INSERT INTO users (id, name, phone_number)
+            SELECT $1 || '-' || lpad(n::text, 6, '0'),
+                   CASE WHEN $4::text IS NOT NULL THEN 'Bench User' END, $4
               FROM generate_series(0, $2 - 1) AS n
             RETURNING id
         ), wallet AS (
@@ -72,7 +76,7 @@ def seed_users(stack: RunningStack, prefix: str, count: int, points: int = 0) ->
         )
         INSERT INTO point_history (user_id, type, amount, balance_after)
         SELECT id, 'CHARGE', $3, $3 FROM made WHERE $3 > 0
-    """, prefix, count, points)
+    """, prefix, count, points, phone)
     # Otherwise autovacuum takes up the new rows during the measurement that follows.
     sql(stack, "VACUUM ANALYZE users, wallets, point_history")
 
