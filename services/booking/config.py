@@ -61,6 +61,10 @@ class Settings(BaseSettings):
     # workers' *_METRICS_PORT=0), for processes nothing scrapes.
     metrics_host: Word = "127.0.0.1"
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9100
+    # A client must send a request's whole head within this many seconds of connecting
+    # or of its previous answer; granian (hyper) then closes the connection. It bounds
+    # slow senders and idle kept-alive connections alike (one timer in hyper).
+    http_header_read_timeout_seconds: Annotated[int, Field(ge=1, le=60)] = 10
 
     # Token buckets, bursts up to twice the rate; 0 turns a limit off.
     rate_limit_user_per_second: NonNegative = 20
