@@ -81,6 +81,10 @@ class Settings(BaseSettings):
     queue_wait_grace_seconds: Positive = 60
     hold_ttl_seconds: Positive = 300
     max_holds_per_user: Positive = 4
+    # Idempotency-Keys one user may hold within 24 hours (each is a stored response);
+    # beyond it a new key is refused with 429 IDEMPOTENCY_KEY_LIMIT_REACHED. A person
+    # pays and charges a few times a day; a script looping over fresh keys stops here.
+    idempotency_keys_per_user: Positive = 1000
     venue_max_attempts: Positive = 5
 
     # Redis locks only reduce contention; the database alone guarantees no oversell.
