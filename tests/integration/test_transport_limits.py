@@ -40,12 +40,18 @@ def _padding(total: int) -> list[bytes]:
 
 
 async def _exchange(api: tuple[str, int], request: bytes) -> bytes:
-    """Send `request` on a new connection and read until the server closes it."""
+    """Send `request` on a new connection and read until the server closes it.
+
+    A server that closes with part of the request unread makes the kernel reset the
+    connection, which may discard its answer: that reads as closed, no answer (b"").
+    """
     reader, writer = await asyncio.open_connection(*api)
     try:
         writer.write(request)
         await writer.drain()
         return await asyncio.wait_for(reader.read(), GUARD_SECONDS)
+    except (ConnectionResetError, BrokenPipeError):
+        return b""
     finally:
         writer.close()
 
