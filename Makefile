@@ -5,16 +5,26 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PYTEST_ARGS ?=
 
-.PHONY: install run test lint migrate token bench chaos clean
+.PHONY: install lock run test lint migrate token bench chaos clean
 
-$(STAMP): pyproject.toml
+# Every dependency at the version and hashes of requirements-dev.lock (pyproject.toml with
+# its local and dev extras); the project itself on top, without resolving anything again.
+$(STAMP): pyproject.toml requirements-dev.lock
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11 or newer is required")'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[local,dev]'
+	$(BIN)/python -m pip install --quiet --require-hashes -r requirements-dev.lock
+	$(BIN)/python -m pip install --quiet --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
 install: $(STAMP)
+
+# After a change to the dependencies in pyproject.toml: resolve both lock files again (uv:
+# `pip install uv`). requirements.lock is what the image installs, without local and dev.
+LOCK_ARGS := --generate-hashes --universal --python-version 3.11 --quiet
+lock:
+	uv pip compile pyproject.toml $(LOCK_ARGS) -o requirements.lock
+	uv pip compile pyproject.toml --extra local --extra dev $(LOCK_ARGS) -o requirements-dev.lock
 
 run: install
 	$(BIN)/booking-stack

@@ -14,12 +14,12 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 from sqlalchemy import text
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from bench import checks
 from bench.report import Outcome
 from bench.scenarios.common import log_dir, prefix
 from bench.stack import plain_dsn, running_stack
+from services.common.engines import create_private_engine
 
 STATEMENTS = [
     "SELECT 1 FROM users WHERE id = $1 FOR NO KEY UPDATE",
@@ -47,7 +47,7 @@ def run(options: argparse.Namespace) -> Outcome:
 
 
 async def _measure(database_url: str, user_id: str) -> tuple[float, float]:
-    engine = create_async_engine(database_url, pool_size=1)
+    engine = create_private_engine(database_url, pool_size=1)
     named = [text(statement.replace("$1", ":user_id")) for statement in STATEMENTS]
 
     async def through_sqlalchemy() -> None:

@@ -80,6 +80,10 @@ class Settings(TokenPolicy):
     # workers' *_METRICS_PORT=0), for processes nothing scrapes.
     metrics_host: Word = "127.0.0.1"
     metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9100
+    # A client must send a request's whole head within this many seconds of connecting
+    # or of its previous answer; granian (hyper) then closes the connection. It bounds
+    # slow senders and idle kept-alive connections alike (one timer in hyper).
+    http_header_read_timeout_seconds: Annotated[int, Field(ge=1, le=60)] = 10
 
     # Token buckets, bursts up to twice the rate; 0 turns a limit off.
     rate_limit_user_per_second: NonNegative = 20
@@ -96,6 +100,10 @@ class Settings(TokenPolicy):
     queue_wait_grace_seconds: Positive = 60
     hold_ttl_seconds: Positive = 300
     max_holds_per_user: Positive = 4
+    # Idempotency-Keys one user may hold within 24 hours (each is a stored response);
+    # beyond it a new key is refused with 429 IDEMPOTENCY_KEY_LIMIT_REACHED. A person
+    # pays and charges a few times a day; a script looping over fresh keys stops here.
+    idempotency_keys_per_user: Positive = 1000
     venue_max_attempts: Positive = 5
 
     # Redis locks only reduce contention; the database alone guarantees no oversell.

@@ -3,7 +3,8 @@
 Every record is stamped with the process's service name and the current trace id
 (services/common/tracing.py), so one booking can be followed from the HTTP request
 through the relay and the consumers to the provider call by grepping one id. In
-JSON, whatever a call passes as `extra={...}` becomes a field of its own.
+JSON, whatever a call passes as `extra={...}` becomes a field of its own. Phone numbers
+and queue tokens are masked in every line, tracebacks included (services/common/redaction.py).
 """
 
 import logging
@@ -18,6 +19,7 @@ import orjson
 from pydantic import ValidationInfo, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.common.redaction import redact_text
 from services.common.tracing import current_trace_id
 
 # Libraries that log every request or reconnect: their callers log the outcome.
@@ -148,11 +150,22 @@ def _flush_every_interval(handler_ref: "weakref.ref[BatchedStreamHandler]") -> N
         time.sleep(BatchedStreamHandler.FLUSH_SECONDS)
 
 
+class RedactingFormatter(logging.Formatter):
+    """Another formatter's line with phone numbers and queue tokens masked."""
+
+    def __init__(self, inner: logging.Formatter) -> None:
+        super().__init__()
+        self._inner = inner
+
+    def format(self, record: logging.LogRecord) -> str:
+        return redact_text(self._inner.format(record))
+
+
 def configure_logging(service: str, level: str, json_format: bool) -> None:
     """Send every record of this process to stderr, in JSON or text, with its trace id."""
     handler = BatchedStreamHandler(sys.stderr)
     handler.addFilter(TraceIdFilter(service))
-    handler.setFormatter(JsonFormatter() if json_format else TextFormatter())
+    handler.setFormatter(RedactingFormatter(JsonFormatter() if json_format else TextFormatter()))
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

@@ -3,10 +3,8 @@
 import asyncio
 import json
 import os
-import signal
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -16,7 +14,8 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from services.booking.config import Settings
-from tests.support import JWT_SECRET, assert_problem, auth, free_port, new_user
+from tests.deployed_api import BOOKING_API, api_environment, deployed_api
+from tests.support import assert_problem, auth, new_user
 
 pytestmark = pytest.mark.integration
 WORKERS = 2
@@ -24,30 +23,8 @@ WORKERS = 2
 
 @pytest.fixture
 def api_with_workers(settings: Settings) -> Iterator[tuple[str, str, subprocess.Popen[bytes]]]:
-    port, metrics_port = free_port(), free_port()
-    env = {**os.environ, "DATABASE_URL": str(settings.database_url),
-           "REDIS_URL": str(settings.redis_url),
-           "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-           "AUTH_JWT_SECRET": JWT_SECRET, "BOOKING_PORT": str(port), "WEB_CONCURRENCY": str(WORKERS),
-           "METRICS_PORT": str(metrics_port),
-           "QUEUE_NAMESPACE": settings.queue_namespace}
-    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    api = subprocess.Popen([str(Path(sys.executable).parent / "booking-api")], env=env)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert api.poll() is None, "booking-api exited"
-            assert time.monotonic() < deadline, "booking-api did not start"
-            try:
-                if httpx.get(url + "/health/live", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                time.sleep(0.2)
-        yield url, f"http://127.0.0.1:{metrics_port}", api
-    finally:
-        api.send_signal(signal.SIGTERM)
-        api.wait(30)
+    with deployed_api(settings, WEB_CONCURRENCY=str(WORKERS)) as api:
+        yield api
 
 
 def _children(pid: int) -> list[int]:
@@ -147,13 +124,8 @@ async def test_the_deployed_server_answers_as_the_tests_server_does(
 def test_a_metrics_port_already_taken_stops_the_api_with_one_line(settings: Settings) -> None:
     """Two deployments on one host must not answer each other's scrapes."""
     with socket.create_server(("127.0.0.1", 0)) as taken:
-        env = {**os.environ, "DATABASE_URL": str(settings.database_url),
-               "REDIS_URL": str(settings.redis_url),
-               "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers,
-               "AUTH_JWT_SECRET": JWT_SECRET, "BOOKING_PORT": str(free_port()),
-               "METRICS_PORT": str(taken.getsockname()[1]), "WEB_CONCURRENCY": str(WORKERS)}
-        env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-        api = subprocess.run([str(Path(sys.executable).parent / "booking-api")], env=env,
-                             capture_output=True, text=True, timeout=60)
+        env = api_environment(settings, METRICS_PORT=str(taken.getsockname()[1]),
+                              WEB_CONCURRENCY=str(WORKERS))
+        api = subprocess.run([BOOKING_API], env=env, capture_output=True, text=True, timeout=60)
     assert api.returncode != 0
     assert "cannot serve metrics on METRICS_HOST:METRICS_PORT" in api.stderr.strip().splitlines()[-1]

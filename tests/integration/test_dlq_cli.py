@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -294,3 +295,36 @@ async def dead(connection: asyncpg.Connection, row_id: int, replays: int) -> Non
             return
         assert time.monotonic() < deadline, "the relay never marked the row dead"
         await asyncio.sleep(0.05)
+
+
+async def test_show_masks_phone_numbers_and_queue_tokens_unless_revealed(
+    cli: Cli, topic: str, producer: AIOKafkaProducer
+) -> None:
+    phone, queue_token = "+821098765432", "QzT7" + "k" * 28
+    envelope = Envelope.new("QueueTokenExpired", "queue_token", "agg-private",
+                            {"token": queue_token, "phone_number": phone, "note": "[/x] [bold]"})
+    await park(producer, topic=topic, partition=0, offset=0, key=envelope.key, value=encode(envelope),
+               headers=envelope.headers, error=ValueError(f"no route to {phone} [/x]"), attempts=5,
+               consumer="test-consumer")
+    (letter,) = (await cli.json("list", "--topic", topic))["messages"]
+
+    tables = [await cli.run("show", letter["id"]), await cli.run("list", "--topic", topic)]
+    for output in (*map(squeezed, tables), json.dumps(await cli.json("show", letter["id"])),
+                   json.dumps(letter)):
+        assert phone not in output and queue_token not in output, output
+    shown = await cli.json("show", letter["id"])
+    assert shown["value"]["json"]["data"]["phone_number"] == "+********5432"
+    assert shown["value"]["json"]["data"]["token"] == "QzT7…"
+
+    revealed = await cli.json("show", letter["id"], "--reveal")
+    assert revealed["value"]["json"]["data"] == {"token": queue_token, "phone_number": phone,
+                                                 "note": "[/x] [bold]"}
+    # Markup-like text is data: printed as it is, never parsed (rich would raise on `[/x]`).
+    table = squeezed(await cli.run("show", letter["id"], "--reveal"))
+    assert phone in table and "[/x][bold]" in table and queue_token in table
+    assert "[/x]" in squeezed(await cli.run("list", "--topic", topic))
+
+
+def squeezed(table: str) -> str:
+    """A printed table's text without borders and whitespace, so wrapped values read whole."""
+    return re.sub(r"[\s│┃]", "", table)

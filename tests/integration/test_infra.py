@@ -253,9 +253,53 @@ def test_compose_runs_every_part_of_the_system() -> None:
     }
     assert services()["kafka"]["image"].startswith("apache/kafka:")
     assert "controller" in services()["kafka"]["environment"]["KAFKA_PROCESS_ROLES"]  # KRaft
-    published = {name: {p.split(":")[0] for p in s.get("ports", [])} for name, s in services().items()}
+    published = {name: {published_port(p)[1] for p in s.get("ports", [])}
+                 for name, s in services().items()}
     assert published["booking-api"] == {"8000"} and published["prometheus"] == {"9090"}
     assert published["grafana"] == {"3000"}
+
+
+def published_port(mapping: str) -> tuple[str, str]:
+    """The host address (empty: every interface) and host port of a short-syntax mapping."""
+    parts = mapping.split(":")
+    return (parts[0], parts[1]) if len(parts) == 3 else ("", parts[0])
+
+
+def test_only_the_api_is_published_beyond_this_machine() -> None:
+    for name, service in services().items():
+        for mapping in service.get("ports", []):
+            host, port = published_port(mapping)
+            if name == "booking-api":
+                assert port == "8000", mapping
+            else:
+                assert host == "127.0.0.1", (name, mapping)
+
+
+def test_the_datastores_take_passwords_that_must_be_set() -> None:
+    text = (INFRA / "docker-compose.yml").read_text()
+    for name in ("POSTGRES_PASSWORD", "REDIS_PASSWORD"):
+        uses = re.findall(r"\$\{" + name + r"\b[^}]*\}|\$" + name + r"\b", text)
+        # Never a default: `${POSTGRES_PASSWORD:-booking}` would start a database anyone can open.
+        assert uses and all(re.fullmatch(r"\$\{" + name + r":\?[^}]+\}", use) for use in uses), uses
+    assert services()["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith("${POSTGRES_PASSWORD:?")
+    redis = services()["redis"]["command"]
+    assert redis[redis.index("--requirepass") + 1].startswith("${REDIS_PASSWORD:?")
+    for name in SETTINGS:
+        environment = services()[name]["environment"]
+        assert ":${POSTGRES_PASSWORD:?" in environment["DATABASE_URL"], name
+        assert environment["REDIS_URL"].startswith("redis://:${REDIS_PASSWORD:?"), name
+    assert "REDIS_PASSWORD" in services()["redis-exporter"]["environment"]
+
+
+def test_redis_has_a_memory_ceiling_and_never_evicts() -> None:
+    command = services()["redis"]["command"]
+    assert re.fullmatch(r"\d+[kmg]b", resolve(command[command.index("--maxmemory") + 1]))
+    assert command[command.index("--maxmemory-policy") + 1] == "noeviction"
+
+
+def test_prometheus_cannot_be_stopped_or_emptied_over_http() -> None:
+    flags = services()["prometheus"]["command"]
+    assert not {"--web.enable-lifecycle", "--web.enable-admin-api"} & set(flags), flags
 
 
 def test_every_service_has_a_healthcheck_and_waits_for_what_it_needs() -> None:

@@ -132,3 +132,16 @@ def test_a_copy_with_other_trusted_proxies_trusts_those() -> None:
     assert original.forwarded_networks == ()
     copied = original.model_copy(update={"forwarded_allow_ips": "10.0.0.0/8"})
     assert copied.forwarded_networks == (ipaddress.ip_network("10.0.0.0/8"),)
+
+
+def test_the_header_read_timeout_defaults_to_ten_seconds_within_granians_range() -> None:
+    assert settings().http_header_read_timeout_seconds == 10
+    assert settings(http_header_read_timeout_seconds=60).http_header_read_timeout_seconds == 60
+    for bad in (0, 61, "slow"):
+        assert "http_header_read_timeout_seconds" in refusal(http_header_read_timeout_seconds=bad)
+
+
+def test_a_user_may_hold_a_thousand_idempotency_keys_by_default() -> None:
+    assert settings().idempotency_keys_per_user == 1000
+    for bad in (0, -1, "many"):
+        assert "idempotency_keys_per_user" in refusal(idempotency_keys_per_user=bad)

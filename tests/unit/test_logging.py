@@ -13,9 +13,11 @@ from services.common.logging import (
     BatchedStreamHandler,
     JsonFormatter,
     LogSettings,
+    RedactingFormatter,
     TextFormatter,
     TraceIdFilter,
 )
+from services.common.redaction import redact, redact_text
 from services.common.tracing import current_trace_id, traced
 from workers.common.consumer import RawMessage
 
@@ -115,3 +117,34 @@ def test_a_process_that_exits_right_after_logging_still_writes_its_lines() -> No
               "logging.getLogger('probe').info('last words')\n")
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert done.stderr.rstrip().endswith("INFO  probe last words")
+def test_phone_numbers_and_queue_tokens_are_masked_in_every_line_and_traceback() -> None:
+    phone, queue_token = "+821012345678", "Ab3dEfGhIjKlMnOpQrStUvWxYz012345"
+    try:
+        raise ValueError(f"Kakao refused {phone}")
+    except ValueError as error:
+        failure = error
+    record = logging.LogRecord("workers.notifier", logging.ERROR, __file__, 1,
+                               "token=%s for 01098765432: %s", (queue_token, failure),
+                               (ValueError, failure, failure.__traceback__))
+    with traced("0123456789abcdef0123456789abcdef"):
+        TraceIdFilter("notifier").filter(record)
+    for formatter in (JsonFormatter(), TextFormatter()):
+        line = RedactingFormatter(formatter).format(record)
+        assert phone not in line and "01098765432" not in line and queue_token not in line, line
+        assert "+********5678" in line and "*******5432" in line and "token=Ab3d…" in line
+        assert "Traceback" in line and "0123456789abcdef0123456789abcdef" in line
+
+
+@pytest.mark.parametrize("kept", [
+    "amount 100000000", "at 1765000000 s", "at 1765000000.123", "id 3f2a9c1e-1234-4321-8765-123456789012",
+    "trace 0123456789abcdef0123456789abcdef", "queue token not expired in Redis",
+])
+def test_amounts_times_ids_and_prose_are_left_alone(kept: str) -> None:
+    assert redact_text(kept) == kept
+
+
+def test_structured_values_are_masked_by_key_and_phone_numbers_anywhere() -> None:
+    letter = {"token": "abcdefghijklmnop", "amount": 100_000_000,
+              "to": ["01099998888"], "X-Queue-Token": "qqqqqqqqqqqq", "note": "call +12025550123"}
+    assert redact(letter) == {"token": "abcd…", "amount": 100_000_000, "to": ["*******8888"],
+                              "X-Queue-Token": "qqqq…", "note": "call +*******0123"}

@@ -3,7 +3,9 @@
 import asyncpg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
-from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from services.common.engines import create_private_engine
 
 UNREACHABLE = (
     OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError,
@@ -24,7 +26,7 @@ def create_worker_engine(
     # of the saga's CPU. A connection that died with its server fails its statement as a
     # disconnect, which invalidates the whole pool and counts as an outage: the consumer
     # waits and retries the message on fresh connections.
-    return create_async_engine(
+    return create_private_engine(
         dsn, pool_size=pool_size, max_overflow=0, pool_timeout=30, pool_pre_ping=False,
         connect_args={
             "server_settings": {

@@ -45,6 +45,8 @@ OlderThan = Annotated[str | None, typer.Option(help="Only those parked longer ag
 NewerThan = Annotated[str | None, typer.Option(help="Only those parked more recently, e.g. 15m.")]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
 DryRun = Annotated[bool, typer.Option("--dry-run", help="Show what would change; change nothing.")]
+Reveal = Annotated[bool, typer.Option(
+    "--reveal", help="Print phone numbers and queue tokens in full (masked by default).")]
 Actor = Annotated[str | None, typer.Option(help="Who to record in the audit (default user@host).")]
 
 
@@ -118,14 +120,15 @@ def list_(
 
 @app.command()
 @reported
-def show(message_id: Annotated[str, typer.Argument(metavar="ID")], as_json: Json = False) -> None:
+def show(message_id: Annotated[str, typer.Argument(metavar="ID")], as_json: Json = False,
+         reveal: Reveal = False) -> None:
     """Show one dead letter: facts, headers, value and audit history."""
     check_id(message_id)
 
     async def work(settings: Settings) -> None:
         async with sources(settings) as (store, reader):
             (item,) = await find(store, reader, [message_id])
-            render.details(item, await store.history(item.id), as_json)
+            render.details(item, await store.history(item.id), as_json, reveal)
 
     run(work)
 

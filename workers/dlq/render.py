@@ -1,4 +1,9 @@
-"""How the CLI prints: rich tables for people, JSON for scripts."""
+"""How the CLI prints: rich tables for people, JSON for scripts.
+
+What a dead letter carries is data, never markup: every cell is a plain Text, so a
+`[/x]` in an error or a payload prints as it is. Phone numbers and queue tokens are
+masked (services/common/redaction.py) unless the operator asks `show --reveal`.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,9 @@ from typing import Any
 import orjson
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
+from services.common.redaction import redact, redact_text
 from workers.common.envelope import InvalidEnvelope, decode
 from workers.dlq.actions import Report
 from workers.dlq.model import Parked
@@ -36,7 +43,7 @@ def listing(items: list[Parked], as_json: bool) -> None:
     reasons = histogram(items)
     if as_json:
         print_json({
-            "messages": [item.summary(now) for item in items],
+            "messages": [redact(item.summary(now)) for item in items],
             "reasons": [{"error_class": reason, "count": count} for reason, count in reasons],
         })
         return
@@ -44,16 +51,17 @@ def listing(items: list[Parked], as_json: bool) -> None:
     for column in ("ID", "TOPIC", "EVENT TYPE", "ERROR", "ATTEMPTS", "REPLAYS", "AGE", "STATUS"):
         table.add_column(column, no_wrap=column != "ERROR", min_width=len(column))
     for item in items:
-        error = f"{item.error_class}: {item.error_message}"
-        table.add_row(
+        error = redact_text(f"{item.error_class}: {item.error_message}")
+        table.add_row(*map(Text, (
             item.id, item.topic, item.event_type or "-", _clip(error, ERROR_WIDTH),
             str(item.attempts), str(item.replay_count), age(now - item.failed_at), item.status,
-        )
+        )))
     _print_wide(table)
     _print_histogram(reasons)
 
 
-def details(item: Parked, history: list[dict[str, Any]], as_json: bool) -> None:
+def details(item: Parked, history: list[dict[str, Any]], as_json: bool, reveal: bool = False) -> None:
+    """One dead letter whole; phone numbers and tokens masked unless `reveal`."""
     document = {**item.summary(datetime.now(UTC)), "history": history}
     if item.letter is not None:
         document["headers"] = {k: v.decode(errors="replace") for k, v in item.letter.headers}
@@ -61,13 +69,15 @@ def details(item: Parked, history: list[dict[str, Any]], as_json: bool) -> None:
         document["value"] = _value(item.letter.value)
     else:
         document["payload"] = item.payload
+    if not reveal:
+        document = redact(document)
     if as_json:
         print_json(document)
         return
-    table = Table(show_header=False, title=item.id)
+    table = Table(show_header=False, title=Text(item.id))
     for name, value in document.items():
         shown = value if isinstance(value, str) else orjson.dumps(value).decode()
-        table.add_row(name, shown)
+        table.add_row(Text(name), Text(shown, overflow="fold"))  # long JSON wraps, never cropped
     _print_wide(table)
 
 
@@ -77,11 +87,11 @@ def report(verb: str, result: Report, as_json: bool) -> None:
         return
     prefix = "would have " if result.dry_run else ""
     for item in result.done:
-        out.print(f"{prefix}{verb} {item.id} → {item.topic}")
+        out.print(Text(f"{prefix}{verb} {item.id} → {item.topic}"))
     for item in result.quarantined:
-        out.print(f"{prefix}quarantined {item.id}: replayed {item.replay_count} times already")
+        out.print(Text(f"{prefix}quarantined {item.id}: replayed {item.replay_count} times already"))
     for item, reason in result.skipped:
-        out.print(f"skipped {item.id}: {reason}")
+        out.print(Text(f"skipped {item.id}: {redact_text(reason)}"))
     out.print(
         f"{prefix}{verb} {len(result.done)}, quarantined {len(result.quarantined)}, "
         f"skipped {len(result.skipped)}"
@@ -108,7 +118,7 @@ def _print_histogram(reasons: list[tuple[str, int]]) -> None:
     table.add_column("")
     top = reasons[0][1]
     for reason, count in reasons:
-        table.add_row(reason, str(count), "█" * max(1, round(BAR_WIDTH * count / top)))
+        table.add_row(Text(reason), str(count), "█" * max(1, round(BAR_WIDTH * count / top)))
     _print_wide(table)
 
 

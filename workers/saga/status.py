@@ -16,9 +16,9 @@ from pydantic import AnyUrl, UrlConstraints
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.table import Table
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.booking.adapters import sagas
+from services.common.engines import create_private_engine
 from services.common.settings import load_settings_or_exit
 
 PostgresUrl = Annotated[
@@ -43,7 +43,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
 
 
 async def fetch(settings: Settings, args: argparse.Namespace) -> list[dict[str, Any]]:
-    engine = create_async_engine(str(settings.database_url), pool_size=1, max_overflow=0)
+    engine = create_private_engine(str(settings.database_url), pool_size=1, max_overflow=0)
     try:
         async with engine.connect() as conn:
             return await sagas.list_sagas(conn, args.payment, args.status, args.limit)

@@ -5,11 +5,12 @@ from contextlib import asynccontextmanager
 from typing import Any, TypeAlias
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 from services.booking.adapters.metrics import waiting_for_connection
 from services.booking.config import Settings
+from services.common.engines import create_private_engine
 
 # A request that waits this long for a row lock is answered rather than left hanging.
 LOCK_TIMEOUT_MS = 5000
@@ -31,7 +32,7 @@ class MeasuredPool(AsyncAdaptedQueuePool):
 
 
 def create_engine(settings: Settings) -> AsyncEngine:
-    return create_async_engine(
+    return create_private_engine(
         settings.database_dsn,
         poolclass=MeasuredPool,
         pool_size=settings.db_pool_size,

@@ -5,18 +5,35 @@ in the queue worker through SQLAlchemy.
 """
 
 from dataclasses import dataclass
+from datetime import timedelta
 
 import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+# A key is live for the 24 hours API.md promises to keep it; a user may hold only so many
+# live keys (IDEMPOTENCY_KEYS_PER_USER), or one client could fill the table.
+LIVE_HOURS = 24
 # A concurrent claim of the same key blocks on the uncommitted row until the first
-# request commits (then it finds the stored response) or rolls back (then it wins).
+# request commits (then it finds the stored response) or rolls back (then it wins). No
+# row is claimed while the user holds $5 keys younger than $6 hours (counting stops there).
 CLAIM = """
 INSERT INTO idempotency_keys (user_id, scope, key, request_hash, status_code)
-VALUES ($1, $2, $3, $4, 0)
+SELECT $1, $2, $3, $4, 0
+ WHERE (SELECT count(*) FROM (
+          SELECT 1 FROM idempotency_keys
+           WHERE user_id = $1 AND created_at > now() - make_interval(hours => $6) LIMIT $5
+        ) AS live) < $5
 ON CONFLICT DO NOTHING
 RETURNING 1
+"""
+# While the user holds $2 keys younger than $3 hours: how long until the oldest is not.
+UNTIL_BELOW_LIMIT = """
+SELECT min(created_at) + make_interval(hours => $3) - now()
+  FROM (SELECT created_at FROM idempotency_keys
+         WHERE user_id = $1 AND created_at > now() - make_interval(hours => $3)
+         ORDER BY created_at LIMIT $2) AS live
+HAVING count(*) >= $2
 """
 COMPLETE = """
 UPDATE idempotency_keys SET status_code = $4, response = CAST($5 AS text)::json
@@ -54,8 +71,15 @@ class StoredResponse:
     body: str  # the JSON text exactly as first answered
 
 
-async def claim(conn: asyncpg.Connection, key: IdempotencyKey) -> bool:
-    return await conn.fetchval(CLAIM, *key.names, key.request_hash) is not None
+async def claim(conn: asyncpg.Connection, key: IdempotencyKey, limit: int) -> bool:
+    """Claim a new key; False if it exists already or the user holds `limit` live keys."""
+    return await conn.fetchval(CLAIM, *key.names, key.request_hash, limit, LIVE_HOURS) is not None
+
+
+async def until_below_limit(conn: asyncpg.Connection, user_id: str, limit: int) -> timedelta | None:
+    """None while `user_id` holds fewer than `limit` live keys; else when it will again."""
+    wait: timedelta | None = await conn.fetchval(UNTIL_BELOW_LIMIT, user_id, limit, LIVE_HOURS)
+    return wait
 
 
 async def complete(conn: asyncpg.Connection, key: IdempotencyKey, status_code: int, body: str) -> None:

@@ -17,12 +17,12 @@ from redis.exceptions import RedisError
 from rich.console import Console
 from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.booking.adapters.invariants import Scope
 from services.booking.adapters.waiting_room import WaitingRoom
 from services.booking.config import Settings
 from services.booking.service_layer.reconcile import CheckResult, check_active_tokens, check_database
+from services.common.engines import create_private_engine
 from services.common.redis_multiplex import MultiplexedRedis
 from services.common.settings import load_settings_or_exit
 
@@ -45,7 +45,7 @@ async def run_checks(
     settings: Settings, scope: Scope, grace_seconds: float, max_ids: int
 ) -> list[CheckResult]:
     """Every invariant against the stores the settings name."""
-    engine = create_async_engine(
+    engine = create_private_engine(
         settings.database_dsn, pool_size=1, max_overflow=0,
         connect_args={"timeout": 5, "server_settings": {"application_name": "booking-reconcile"}},
     )

@@ -4,7 +4,8 @@ import asyncio
 
 from alembic import context
 from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import create_async_engine
+
+from services.common.engines import create_private_engine
 
 
 def run_in_connection(connection: Connection) -> None:
@@ -16,7 +17,7 @@ def run_in_connection(connection: Connection) -> None:
 async def run_online() -> None:
     url = context.config.get_main_option("sqlalchemy.url")
     assert url, "upgrade_to_head() sets sqlalchemy.url"
-    engine = create_async_engine(url)
+    engine = create_private_engine(url)
     async with engine.connect() as connection:
         await connection.run_sync(run_in_connection)
         await connection.commit()

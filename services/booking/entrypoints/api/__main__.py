@@ -8,6 +8,7 @@ import tempfile
 from pathlib import Path
 
 from granian.constants import HTTPModes, Interfaces, Loops
+from granian.http import HTTP1Settings
 from granian.log import LogLevels
 from granian.server import Server
 
@@ -26,6 +27,17 @@ BACKLOG = 4096
 # open between polls; at granian's default (backlog / workers: 2,048) new arrivals waited
 # in the kernel's queue behind idle ones (bench rush: token issue p50 5.4 s, 0.9 s here).
 BACKPRESSURE = 8192
+# API.md §1: request heads over 16 KiB are refused. hyper parses the head from a buffer of
+# at most this size and answers 431 when the head does not fit (the request line counts).
+MAX_HEAD_BYTES = 16 * 1024
+
+
+def http1_settings(settings: Settings) -> HTTP1Settings:
+    """granian's HTTP/1 limits: the head's size, and how long a client may take to send it."""
+    return HTTP1Settings(
+        max_buffer_size=MAX_HEAD_BYTES,
+        header_read_timeout=settings.http_header_read_timeout_seconds * 1000,
+    )
 
 
 def metrics_directory(settings: Settings) -> tuple[Path, bool]:
@@ -72,6 +84,7 @@ def main() -> None:
             FACTORY, factory=True, address=settings.booking_host, port=settings.booking_port,
             interface=Interfaces.RSGI, workers=workers, loop=Loops.uvloop, http=HTTPModes.http1,
             websockets=False, backlog=BACKLOG, backpressure=BACKPRESSURE,
+            http1_settings=http1_settings(settings),
             log_level=LogLevels.warning,
             workers_kill_timeout=10,
         ).serve()

@@ -1,7 +1,9 @@
 """Idempotent requests: the first completed answer under a key is the answer forever."""
 
 import hashlib
+import math
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -18,7 +20,7 @@ from services.booking.domain.errors import (
     IdempotencyKeyReused,
 )
 from services.booking.entrypoints.api.messages import Response
-from services.booking.entrypoints.api.problems import booking_problem
+from services.booking.entrypoints.api.problems import ApiError, booking_problem
 
 Operation = Callable[[asyncpg.Connection], Awaitable[BaseModel]]
 
@@ -51,25 +53,38 @@ async def stored_response(engine: AsyncEngine, key: IdempotencyKey) -> Response 
     return None if found is None else replay(key, found)
 
 
-async def _claim_or_replay(conn: asyncpg.Connection, key: IdempotencyKey) -> Response | None:
+def key_limit_reached(limit: int, wait: timedelta) -> ApiError:
+    return ApiError(
+        429, "IDEMPOTENCY_KEY_LIMIT_REACHED",
+        f"more than {limit} Idempotency-Keys in {store.LIVE_HOURS} hours; retry later or reuse a key",
+        {"Retry-After": str(max(1, math.ceil(wait.total_seconds())))},
+    )
+
+
+async def _claim_or_replay(conn: asyncpg.Connection, key: IdempotencyKey, limit: int) -> Response | None:
     try:
-        if await store.claim(conn, key):
+        if await store.claim(conn, key, limit):
             return None
     except asyncpg.LockNotAvailableError:  # lock_timeout: the first request still holds the key
         raise IdempotencyKeyInProgress() from None
     found = await store.load(conn, key)
-    if found is None:
-        raise IdempotencyKeyInProgress()
-    return replay(key, found)
+    if found is not None:  # a repeat is answered even past the limit: it makes no new key
+        return replay(key, found)
+    if (wait := await store.until_below_limit(conn, key.user_id, limit)) is not None:
+        raise key_limit_reached(limit, wait)
+    raise IdempotencyKeyInProgress()
 
 
 async def run_once(
-    engine: AsyncEngine, key: IdempotencyKey, operation: Operation, success_status: int
+    engine: AsyncEngine, key: IdempotencyKey, operation: Operation, success_status: int, *, key_limit: int
 ) -> Response:
-    """Run `operation` in one transaction with the key's claim, storing what it answered."""
+    """Run `operation` in one transaction with the key's claim, storing what it answered.
+
+    A user holding `key_limit` live keys is refused (429) before anything is written.
+    """
     try:
         async with driver_transaction(engine) as conn:
-            replayed = await _claim_or_replay(conn, key)
+            replayed = await _claim_or_replay(conn, key, key_limit)
             if replayed is not None:
                 return replayed
             body = render(await operation(conn))

@@ -56,7 +56,8 @@ async def pay(call: Call) -> Response:
         )
         return _created(receipt)
 
-    response = await idempotency.run_once(services.engine, key, operation, 201)
+    response = await idempotency.run_once(services.engine, key, operation, 201,
+                                         key_limit=services.settings.idempotency_keys_per_user)
     if response.status == 201:
         try:
             await services.waiting_room.expire(token)

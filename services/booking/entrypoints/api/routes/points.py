@@ -38,7 +38,8 @@ async def charge(call: Call) -> Balance | Response:
         async with driver_transaction(call.services.engine) as conn:
             return await operation(conn)
     idem = IdempotencyKey(user_id, "points.charge", key, idempotency.request_hash(body))
-    return await idempotency.run_once(call.services.engine, idem, operation, 200)
+    return await idempotency.run_once(call.services.engine, idem, operation, 200,
+                                      key_limit=call.services.settings.idempotency_keys_per_user)
 
 
 def _cursor(raw: str | None) -> int | None:
