@@ -48,13 +48,15 @@ class BookingApi:
 
     client: Client
     recorder: Recorder
+    concert_id: str = ""  # whose waiting room the user lines up in
     poll_seconds: float = 0.02
     max_poll_seconds: float = 2.0
     last: dict[str, Any] = field(default_factory=dict)
 
     async def issue_token(self, user: User) -> dict[str, Any]:
         status, body = await self.recorder.call(
-            "queue token", self.client, "POST", "/queue/tokens", user.authorization)
+            "queue token", self.client, "POST", "/queue/tokens", user.authorization,
+            {"concert_id": self.concert_id})
         if status not in (200, 201):
             raise Unexpected("queue token", status, body)
         ticket: dict[str, Any] = json_of(body)

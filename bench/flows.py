@@ -103,7 +103,8 @@ async def payment(raw: dict[str, Any]) -> dict[str, Any]:
     stop_at = time.monotonic() + p["warmup"] + p["duration"]
 
     async def user_loop(index: int, user: User) -> None:
-        api = BookingApi(spec.client(), recorder, poll_seconds=p.get("poll_seconds", 0.02))
+        api = BookingApi(spec.client(), recorder, poll_seconds=p.get("poll_seconds", 0.02),
+                         concert_id=p["concert_id"])
         seats = _own_seats(p["schedules"], p["seats_per_schedule"], index, len(users))
         try:
             for schedule_id, seat_no in seats:
@@ -152,7 +153,8 @@ async def rush(raw: dict[str, Any]) -> dict[str, Any]:
 
     async def one_user(user: User, arrival: float) -> None:
         await asyncio.sleep(max(0.0, began + arrival - time.monotonic()))
-        api = BookingApi(spec.client(), recorder, poll_seconds=p.get("poll_seconds", 0.25))
+        api = BookingApi(spec.client(), recorder, poll_seconds=p.get("poll_seconds", 0.25),
+                         concert_id=p["concert_id"])
         try:
             outcomes[await _grab_a_seat(api, user, p["schedule_id"], p["attempts"], rng)] += 1
         except Unexpected as error:
@@ -198,7 +200,7 @@ async def queue(raw: dict[str, Any]) -> dict[str, Any]:
 
         async def worker(index: int, phase: str = phase, recorder: Recorder = recorder,
                          pending: Iterator[User] = pending, stop_at: float = stop_at) -> None:
-            api = BookingApi(spec.client(), recorder)
+            api = BookingApi(spec.client(), recorder, concert_id=p["concert_id"])
             try:
                 n = index
                 while time.monotonic() < stop_at:
@@ -251,7 +253,7 @@ async def _prepare_tokens(spec: Spec, users: list[User], concurrency: int = 50) 
         pending = iter(users)
 
         async def worker() -> None:
-            api = BookingApi(spec.client(), recorder)
+            api = BookingApi(spec.client(), recorder, concert_id=spec.params["concert_id"])
             try:
                 for user in pending:
                     await step(api, user)
@@ -284,7 +286,7 @@ async def holdpay(raw: dict[str, Any]) -> dict[str, Any]:
     stop_at = time.monotonic() + p["warmup"] + p["duration"]
 
     async def connection() -> None:
-        api = BookingApi(spec.client(), recorder)
+        api = BookingApi(spec.client(), recorder, concert_id=p["concert_id"])
         try:
             for index, user in pending:
                 if time.monotonic() >= stop_at:

@@ -33,12 +33,14 @@ def run(options: argparse.Namespace) -> Outcome:
     outcome = Outcome("ticket rush")
     with running_stack(settings(options), log_dir=log_dir(options, "rush"),
                        **stack_options(options)) as stack:
-        schedules = checks.create_concert(stack, options.rush_seats, PRICE)
+        concert = checks.create_concert(stack, options.rush_seats, PRICE)
+        schedules = concert.schedules
         who = prefix("rush")
         checks.seed_users(stack, who, options.rush_users, PRICE)
         result = run_flow(stack, "rush", {
             "prefix": who, "users": options.rush_users, "charge": 0,
-            "schedule_id": schedules[0], "arrival_seconds": options.rush_arrival, "attempts": 3,
+            "schedule_id": schedules[0], "concert_id": concert.id,
+            "arrival_seconds": options.rush_arrival, "attempts": 3,
         })
         sales = checks.sales(stack, schedules)
         wrong_wallets = checks.inconsistent_wallets(stack, who, PRICE)

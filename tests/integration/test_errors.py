@@ -34,7 +34,7 @@ async def _ready(booking: Booking, points: int = 0, seats: int = 10, price: int 
     user = new_user("err")
     if points:
         await booking.charge(user, points)
-    return user, await booking.active_token(user), concert
+    return user, await booking.active_token(user, concert), concert
 
 
 async def _balance(booking: Booking, user: str) -> int:
@@ -86,7 +86,7 @@ async def test_seat_unavailable_409(booking: Booking) -> None:
     first, first_token, concert = await _ready(booking)
     schedule_id = concert["schedules"][0]["id"]
     second = new_user("err")
-    second_token = await booking.active_token(second)
+    second_token = await booking.active_token(second, concert)
     assert (await booking.hold(first, first_token, schedule_id, 1)).status_code == 201
     assert_problem(await booking.hold(second, second_token, schedule_id, 1), 409, "SEAT_UNAVAILABLE")
     # Holding one's own held seat again is no different.
@@ -154,7 +154,7 @@ async def test_already_paid_409(booking: Booking) -> None:
     reservation = (await booking.hold(user, token, concert["schedules"][0]["id"], 1)).json()
     assert (await booking.pay(user, token, reservation["id"])).status_code == 201
     # The payment expired the token; a fresh one gets past the guard to the rule.
-    fresh = await booking.active_token(user)
+    fresh = await booking.active_token(user, concert)
     assert fresh != token
     assert_problem(await booking.pay(user, fresh, reservation["id"]), 409, "ALREADY_PAID")
     assert await _balance(booking, user) == 20_000
@@ -280,7 +280,7 @@ async def test_queue_token_not_active_403(settings: Settings) -> None:
         first, first_token, concert = await _ready(booking, points=10_000)
         schedule_id = concert["schedules"][0]["id"]
         waiting = new_user("wait")
-        issued = (await http.post("/queue/tokens", headers=auth(waiting))).json()
+        issued = (await booking.issue(waiting, concert)).json()
         assert issued["status"] == "WAITING" and issued["position"] == 1
         await asyncio.sleep(0.3)  # a few admission rounds: the only slot stays taken
         token = issued["token"]
@@ -303,7 +303,7 @@ async def test_dependency_unavailable_503_when_redis_is_down(
     paid_key = uuid.uuid4().hex
     paid = await booking.pay(user, token, held["id"], key=paid_key)
     assert paid.status_code == 201
-    token = await booking.active_token(user)
+    token = await booking.active_token(user, concert)
     second = (await booking.hold(user, token, schedule_id, 2)).json()
 
     broken = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
@@ -311,7 +311,7 @@ async def test_dependency_unavailable_503_when_redis_is_down(
         started = time.monotonic()
         key = uuid.uuid4().hex
         calls = [
-            http.post("/queue/tokens", headers=auth(user)),
+            http.post("/queue/tokens", json={"concert_id": concert["id"]}, headers=auth(user)),
             http.get("/queue/tokens/me", headers=booking.guarded(user, token)),
             http.post("/reservations", json={"schedule_id": schedule_id, "seat_no": 3},
                       headers=booking.guarded(user, token)),

@@ -9,15 +9,20 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.booking.adapters import catalogue
 from services.booking.domain.errors import NotFound
+from services.booking.domain.waiting_room import Room, RoomPolicy
+from services.booking.service_layer.waiting_rooms import open_room
 
 
 async def create_concert(
-    conn: AsyncConnection, title: str, venue: str, schedules: list[dict[str, Any]]
-) -> dict[str, Any]:
+    conn: AsyncConnection, title: str, venue: str, schedules: list[dict[str, Any]],
+    room: RoomPolicy, by: str,
+) -> tuple[dict[str, Any], Room]:
+    """The new concert with its schedules, and its waiting room."""
     concert_id = uuid4()
     planned = [{**schedule, "id": uuid4()} for schedule in schedules]
     await catalogue.add_concert(conn, concert_id, title, venue, planned)
-    return {"id": concert_id, "title": title, "venue": venue, "schedules": planned}
+    opened = await open_room(conn, concert_id, room, by)
+    return {"id": concert_id, "title": title, "venue": venue, "schedules": planned}, opened
 
 
 async def list_schedules(
