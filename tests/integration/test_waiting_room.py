@@ -17,7 +17,9 @@ from typing import Any
 import httpx
 import pytest
 
-from services.booking.config import Settings
+from services.booking.adapters.waiting_room import WaitingRooms
+from services.booking.config import Settings, queue_lifetimes
+from services.common.redis_client import connect_redis
 from tests.support import Booking, assert_problem, auth, new_user, queue_worker, serve_api, sql
 
 pytestmark = pytest.mark.integration
@@ -488,3 +490,32 @@ async def test_a_concerts_room_is_set_at_creation(booking: Booking) -> None:
         refused = await booking.http.post("/admin/concerts", json={**body, "waiting_room": bad},
                                           headers=admin)
         assert_problem(refused, 422, "VALIDATION_FAILED")
+
+
+async def test_a_change_applies_at_the_next_admission_step(rooms_settings: Settings) -> None:
+    """No worker runs here: each admission step is taken by hand, right after each PATCH."""
+    client = connect_redis(str(rooms_settings.redis_url))
+    steps = WaitingRooms(client, queue_lifetimes(rooms_settings), rooms_settings.queue_namespace)
+    try:
+        async with _api(rooms_settings) as booking:
+            concert = await _room(booking, admit_per_second=2, max_active=100)
+            concert_id = uuid.UUID(concert["id"])
+            path, admin = f"/admin/concerts/{concert['id']}/waiting-room", auth("admin-2", role="admin")
+            await _line(booking, concert, 40)
+
+            async def step() -> tuple[int, int]:
+                taken = await steps.admit(concert_id, seed=1)
+                assert taken is not None
+                return taken.admitted, taken.active
+
+            assert await step() == (2, 2)  # a full bucket at 2 a second
+            assert (await booking.http.patch(path, json={"paused": True}, headers=admin)).status_code == 200
+            await asyncio.sleep(1.1)  # the bucket refills; a paused room still admits nobody
+            assert await step() == (0, 2)
+            await booking.http.patch(path, json={"paused": False, "max_active": 5,
+                                                 "admit_per_second": 10_000}, headers=admin)
+            assert await step() == (3, 5)  # resumed, at the new pace, up to the new limit
+            await booking.http.patch(path, json={"max_active": 40}, headers=admin)
+            assert await step() == (35, 40)
+    finally:
+        await client.aclose()
