@@ -18,27 +18,25 @@ from services.booking.domain.waiting_room import Lifetimes, Room, concert_of_tok
 from services.common.redis_client import RedisClient, Script
 
 LUA = Path(__file__).parent / "lua"
+KNOWN_ROOMS = 10_000  # rooms whose key names are kept
 
 
 class RoomUnknown(Exception):
     """Redis holds no policy for this room (never published, or Redis lost it)."""
 
 
-@dataclass(frozen=True)
 class RoomKeys:
-    namespace: str
-    concert_id: UUID
+    """The names of one room's keys, made once per room: every poll needs five of them."""
+
+    def __init__(self, namespace: str, concert_id: UUID) -> None:
+        self.namespace, self.concert_id = namespace, concert_id
+        self.config, self.seq, self.waiting, self.seen, self.active, self.prequeue, self.bucket = (
+            self.key(name) for name in ("config", "seq", "waiting", "seen", "active", "prequeue", "bucket"))
+        self.token_prefix, self.user_prefix = self.key("token:"), self.key("user:")
+        self.line = [self.waiting, self.seen, self.active, self.prequeue]
 
     def key(self, name: str) -> str:
         return f"queue:{self.namespace}:{{room:{self.concert_id}}}:{name}"
-
-    @property
-    def token_prefix(self) -> str:
-        return self.key("token:")
-
-    @property
-    def user_prefix(self) -> str:
-        return self.key("user:")
 
 
 @dataclass(frozen=True)
@@ -65,6 +63,7 @@ class AdmissionStep:
     waiting: int
     released: int  # pre-queue tokens given their random places in this step
     max_active: int
+    admitting: int  # 1 when the sale is open and the room not paused, else 0
 
 
 @dataclass(frozen=True)
@@ -95,7 +94,7 @@ def _ticket(token: str, concert_id: UUID, status: str, position: Any, expires: A
             rate: Any) -> QueueTicket:
     place = int(position)
     at = None if place < 0 else place
-    return QueueTicket(token=token, concert_id=str(concert_id), status=status, position=at,
+    return QueueTicket(token=token, concert_id=concert_id, status=status, position=at,
                        eta_seconds=eta_seconds(at, int(rate)), expires_at=_expiry(expires))
 
 
@@ -105,17 +104,31 @@ class WaitingRooms:
         self._lifetimes = lifetimes
         self._namespace = namespace
         self._pending = f"queue:{namespace}:rooms-waiting"
+        self._known: dict[str, RoomKeys] = {}  # by the concert id's hex, as tokens begin
         self._scripts: dict[str, Script] = {
             name: redis.register_script((LUA / f"{name}.lua").read_text())
             for name in ("put_room", "issue_token", "token_status", "admit", "expire_token", "room_counts")}
 
     def keys(self, concert_id: UUID) -> RoomKeys:
-        return RoomKeys(self._namespace, concert_id)
+        found = self._known.get(concert_id.hex)
+        if found is None:
+            if len(self._known) >= KNOWN_ROOMS:
+                self._known.clear()
+            found = self._known[concert_id.hex] = RoomKeys(self._namespace, concert_id)
+        return found
+
+    def _keys_of_token(self, token: str) -> RoomKeys | None:
+        """The room a token names (looked up by its concert prefix), None when it names none."""
+        found = self._known.get(token[:32])
+        if found is not None and token[32:33] == "." and len(token) > 33:
+            return found
+        concert_id = concert_of_token(token)
+        return None if concert_id is None else self.keys(concert_id)
 
     async def publish(self, room: Room) -> None:
         """Install the room's policy, unless Redis already has a newer version of it."""
         policy, keys = room.policy, self.keys(room.concert_id)
-        await self._scripts["put_room"](keys=[keys.key("config")], args=[
+        await self._scripts["put_room"](keys=[keys.config], args=[
             room.version, policy.admit_per_second, policy.max_active,
             _ms(policy.queue_opens_at), _ms(policy.sale_opens_at), int(policy.paused)])
 
@@ -123,62 +136,59 @@ class WaitingRooms:
         """The user's live token in this room (created=False) or a new one (created=True)."""
         keys = self.keys(concert_id)
         found = await TIMED_ISSUE.time(self._scripts["issue_token"](
-            keys=[keys.key("config"), keys.key("seq"), keys.key("waiting"), keys.key("seen"),
-                  keys.key("active"), keys.key("prequeue"), keys.user_prefix + user_id],
+            keys=[keys.config, keys.seq, keys.waiting, keys.seen, keys.active, keys.prequeue,
+                  keys.user_prefix + user_id],
             args=[new_token(concert_id), user_id, _now_ms(), keys.token_prefix, self._lifetimes.keep_ms],
         ))
         if found[0] == "NO_ROOM":
             raise RoomUnknown(concert_id)
         if found[0] == "CLOSED":
             raise QueueNotOpen(f"the waiting room of concert {concert_id} is not open yet")
-        token, status, position, expires, created, rate = found
-        if created:
-            # After the script, never before: admission drops a room from this set only
-            # after seeing it empty, and then looks again (see rooms_with_waiters).
+        token, status, position, expires, created, rate, first = found
+        if first:
+            # Only the first to wait in an empty room, after the script: admission drops a
+            # room from this set only after a step found it empty, then looks again
+            # (forget_if_empty), so a room with someone waiting is never left out.
             await self._redis.execute("SADD", self._pending, str(concert_id))
         return Issued(_ticket(token, concert_id, status, position, expires, rate), bool(created), int(rate))
 
     async def state(self, token: str, *, touch: bool = True) -> TokenState | None:
-        concert_id = concert_of_token(token)
-        if concert_id is None:
+        keys = self._keys_of_token(token)
+        if keys is None:
             return None
-        keys = self.keys(concert_id)
         found = await TIMED_STATUS.time(self._scripts["token_status"](
-            keys=[keys.key("config"), keys.key("waiting"), keys.key("seen"), keys.key("active"),
-                  keys.key("prequeue")],
+            keys=[keys.config, keys.waiting, keys.seen, keys.active, keys.prequeue],
             args=[token, _now_ms(), keys.token_prefix, int(touch), self._lifetimes.keep_ms,
                   keys.user_prefix],
         ))
         if not found:
             return None
         user_id, status, position, expires, rate = found
-        ticket = _ticket(token, concert_id, status, position, expires, rate)
-        return TokenState(user_id, concert_id, ticket, int(rate))
+        ticket = _ticket(token, keys.concert_id, status, position, expires, rate)
+        return TokenState(user_id, keys.concert_id, ticket, int(rate))
 
     async def admit(self, concert_id: UUID, seed: int, batch: int = 1000) -> AdmissionStep | None:
         """One admission step of one room; None when Redis holds no policy for it."""
         keys, lifetimes = self.keys(concert_id), self._lifetimes
         result = await TIMED_ADMIT.time(self._scripts["admit"](
-            keys=[keys.key("config"), keys.key("waiting"), keys.key("seen"), keys.key("active"),
-                  keys.key("prequeue"), keys.key("bucket")],
+            keys=[keys.config, keys.waiting, keys.seen, keys.active, keys.prequeue, keys.bucket],
             args=[_now_ms(), lifetimes.active_ttl_seconds * 1000, lifetimes.grace_seconds * 1000,
                   keys.token_prefix, keys.user_prefix, batch, seed, lifetimes.keep_ms],
         ))
         return AdmissionStep(*(int(value) for value in result)) if result else None
 
     async def expire(self, token: str) -> None:
-        concert_id = concert_of_token(token)
-        if concert_id is None:
+        keys = self._keys_of_token(token)
+        if keys is None:
             return
-        keys = self.keys(concert_id)
         await TIMED_EXPIRE.time(self._scripts["expire_token"](
-            keys=[keys.key("waiting"), keys.key("seen"), keys.key("active"), keys.key("prequeue")],
+            keys=keys.line,
             args=[token, keys.token_prefix, keys.user_prefix]))
 
     async def counts(self, concert_id: UUID) -> RoomCounts:
         keys = self.keys(concert_id)
         waiting, active = await self._scripts["room_counts"](
-            keys=[keys.key("waiting"), keys.key("prequeue"), keys.key("active")], args=[_now_ms()])
+            keys=[keys.waiting, keys.prequeue, keys.active], args=[_now_ms()])
         return RoomCounts(int(waiting), int(active))
 
     async def rooms_with_waiters(self) -> list[UUID]:

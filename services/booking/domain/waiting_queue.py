@@ -3,12 +3,13 @@
 import math
 from dataclasses import dataclass
 from datetime import datetime
+from uuid import UUID
 
 
 @dataclass(frozen=True)
 class QueueTicket:
     token: str
-    concert_id: str
+    concert_id: UUID
     status: str  # PRE_QUEUE | WAITING | ACTIVE
     position: int | None  # 1-based while WAITING, 0 when ACTIVE, None in the pre-queue
     eta_seconds: int | None
