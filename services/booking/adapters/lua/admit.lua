@@ -7,7 +7,8 @@
 --    max_active and never faster than admit_per_second.
 -- KEYS: config, waiting, seen, active, prequeue, bucket
 -- ARGV: now_ms, active_ttl_ms, grace_ms, token_prefix, user_prefix, batch, seed, keep_ms
--- Returns {admitted, expired, abandoned, active, waiting, released, max_active} or {} without a room
+-- Returns {admitted, expired, abandoned, active, waiting, released, max_active, admitting (1/0)},
+-- or {} when Redis holds no policy for the room
 local now = tonumber(ARGV[1])
 local batch = tonumber(ARGV[6])
 local config = redis.call('HMGET', KEYS[1], 'admit_per_second', 'max_active', 'sale_opens_at', 'paused')
@@ -65,7 +66,8 @@ if selling then
 end
 
 local admitted = 0
-if selling and config[4] ~= '1' then
+local admitting = selling and config[4] ~= '1'
+if admitting then
   local state = redis.call('HMGET', KEYS[6], 'allowance', 'at')
   local allowance = tonumber(state[1]) or rate
   local last = tonumber(state[2]) or now
@@ -87,4 +89,5 @@ if selling and config[4] ~= '1' then
   redis.call('HSET', KEYS[6], 'allowance', allowance, 'at', now)
 end
 return {admitted, #expired, #abandoned, redis.call('ZCARD', KEYS[4]),
-        redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[5]), released, max_active}
+        redis.call('ZCARD', KEYS[2]) + redis.call('ZCARD', KEYS[5]), released, max_active,
+        admitting and 1 or 0}
