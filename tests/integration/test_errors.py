@@ -318,6 +318,9 @@ async def test_dependency_unavailable_503_when_redis_is_down(
             http.delete(f"/reservations/{second['id']}", headers=booking.guarded(user, token)),
             http.post("/payments", json={"reservation_id": second["id"]},
                       headers=booking.guarded(user, token, **{"Idempotency-Key": key})),
+            http.get(f"/concerts/{concert['id']}/waiting-room"),
+            http.patch(f"/admin/concerts/{concert['id']}/waiting-room", json={"paused": True},
+                       headers=auth("admin-1", role="admin")),
         ]
         for response in await asyncio.gather(*calls):
             assert_problem(response, 503, "DEPENDENCY_UNAVAILABLE")
@@ -331,6 +334,11 @@ async def test_dependency_unavailable_503_when_redis_is_down(
         assert replayed.status_code == 201 and replayed.content == paid.content
         ready = await http.get("/health/ready")
         assert ready.status_code == 503 and ready.json()["checks"]["redis"] != "ok"
+        # A concert can still be created; its room reaches Redis with the first token asked.
+        late = await http.post("/admin/concerts", headers=auth("admin-1", role="admin"), json={
+            "title": "Late", "venue": "Hall", "waiting_room": {"max_active": 3},
+            "schedules": [{"starts_at": "2027-01-01T19:00:00+09:00", "seat_count": 1, "price": 1}]})
+        assert late.status_code == 201, late.text
 
     # Nothing was written by the refused requests.
     assert await _seat(booking, schedule_id, 2) == "HELD"
@@ -339,6 +347,15 @@ async def test_dependency_unavailable_503_when_redis_is_down(
     assert await sql(settings, "SELECT key FROM idempotency_keys WHERE user_id = :u AND key = :k",
                      u=user, k=key) == []
     assert (await booking.pay(user, token, second["id"], key=key)).status_code == 201
+    # The refused PATCH changed nothing: the room is not paused, and no change was audited.
+    room = (await booking.http.get(f"/concerts/{concert['id']}/waiting-room")).json()
+    assert room["status"] == "OPEN"
+    assert len(await sql(settings, "SELECT id FROM waiting_room_changes WHERE concert_id = :c",
+                         c=concert["id"])) == 1  # its creation
+    issued = await booking.issue(new_user("late"), late.json()["id"])
+    assert issued.status_code == 201 and issued.json()["concert_id"] == late.json()["id"]
+    shown = (await booking.http.get(f"/concerts/{late.json()['id']}/waiting-room")).json()
+    assert shown["max_active"] == 3 and shown["waiting"] + shown["active"] == 1
 
 
 async def test_payload_too_large_413(booking: Booking) -> None:
