@@ -54,6 +54,16 @@ async def _rooms(settings: Settings, **overrides: Any) -> AsyncIterator[Booking]
         yield booking
 
 
+@contextlib.asynccontextmanager
+async def _redis_rooms(settings: Settings) -> AsyncIterator[WaitingRooms]:
+    """The rooms as Redis holds them, to step or look at directly."""
+    client = connect_redis(str(settings.redis_url))
+    try:
+        yield WaitingRooms(client, queue_lifetimes(settings), settings.queue_namespace)
+    finally:
+        await client.aclose()
+
+
 async def _room(booking: Booking, **policy: Any) -> dict[str, Any]:
     return await booking.create_concert(seat_count=5, price=1_000, **policy)
 
@@ -494,48 +504,38 @@ async def test_a_concerts_room_is_set_at_creation(booking: Booking) -> None:
 
 async def test_a_change_applies_at_the_next_admission_step(rooms_settings: Settings) -> None:
     """No worker runs here: each admission step is taken by hand, right after each PATCH."""
-    client = connect_redis(str(rooms_settings.redis_url))
-    steps = WaitingRooms(client, queue_lifetimes(rooms_settings), rooms_settings.queue_namespace)
-    try:
-        async with _api(rooms_settings) as booking:
-            concert = await _room(booking, admit_per_second=2, max_active=100)
-            concert_id = uuid.UUID(concert["id"])
-            path, admin = f"/admin/concerts/{concert['id']}/waiting-room", auth("admin-2", role="admin")
-            await _line(booking, concert, 40)
+    async with _api(rooms_settings) as booking, _redis_rooms(rooms_settings) as steps:
+        concert = await _room(booking, admit_per_second=2, max_active=100)
+        concert_id = uuid.UUID(concert["id"])
+        path, admin = f"/admin/concerts/{concert['id']}/waiting-room", auth("admin-2", role="admin")
+        await _line(booking, concert, 40)
 
-            async def step() -> tuple[int, int]:
-                taken = await steps.admit(concert_id, seed=1)
-                assert taken is not None
-                return taken.admitted, taken.active
+        async def step() -> tuple[int, int]:
+            taken = await steps.admit(concert_id, seed=1)
+            assert taken is not None
+            return taken.admitted, taken.active
 
-            assert await step() == (2, 2)  # a full bucket at 2 a second
-            assert (await booking.http.patch(path, json={"paused": True}, headers=admin)).status_code == 200
-            await asyncio.sleep(1.1)  # the bucket refills; a paused room still admits nobody
-            assert await step() == (0, 2)
-            await booking.http.patch(path, json={"paused": False, "max_active": 5,
-                                                 "admit_per_second": 10_000}, headers=admin)
-            assert await step() == (3, 5)  # resumed, at the new pace, up to the new limit
-            await booking.http.patch(path, json={"max_active": 40}, headers=admin)
-            assert await step() == (35, 40)
-    finally:
-        await client.aclose()
+        assert await step() == (2, 2)  # a full bucket at 2 a second
+        assert (await booking.http.patch(path, json={"paused": True}, headers=admin)).status_code == 200
+        await asyncio.sleep(1.1)  # the bucket refills; a paused room still admits nobody
+        assert await step() == (0, 2)
+        await booking.http.patch(path, json={"paused": False, "max_active": 5,
+                                             "admit_per_second": 10_000}, headers=admin)
+        assert await step() == (3, 5)  # resumed, at the new pace, up to the new limit
+        await booking.http.patch(path, json={"max_active": 40}, headers=admin)
+        assert await step() == (35, 40)
 
 
 async def test_a_room_left_empty_costs_nothing_and_comes_back_with_its_next_waiter(
     rooms_settings: Settings,
 ) -> None:
-    client = connect_redis(str(rooms_settings.redis_url))
-    rooms = WaitingRooms(client, queue_lifetimes(rooms_settings), rooms_settings.queue_namespace)
-    try:
-        async with _rooms(rooms_settings) as booking:
-            concert = await _room(booking)
-            concert_id = uuid.UUID(concert["id"])
-            await booking.active_token(new_user("q"), concert)
+    async with _rooms(rooms_settings) as booking, _redis_rooms(rooms_settings) as rooms:
+        concert = await _room(booking)
+        concert_id = uuid.UUID(concert["id"])
+        await booking.active_token(new_user("q"), concert)
 
-            async def left_the_round() -> bool:
-                return concert_id not in await rooms.rooms_with_waiters()
+        async def left_the_round() -> bool:
+            return concert_id not in await rooms.rooms_with_waiters()
 
-            await _until(left_the_round, "the emptied room left the admission round")
-            await booking.active_token(new_user("q"), concert)  # admitted: the room came back
-    finally:
-        await client.aclose()
+        await _until(left_the_round, "the emptied room left the admission round")
+        await booking.active_token(new_user("q"), concert)  # admitted: the room came back
