@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import Annotated
 
 from pydantic import (
+    AfterValidator,
     AnyUrl,
     Field,
     StringConstraints,
@@ -16,14 +17,21 @@ from pydantic import (
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.booking.domain.waiting_room import Lifetimes, RoomPolicy
-from services.common.redis_client import URL_SCHEMES
+from services.common.redis_client import CLUSTER_SCHEMES, URL_SCHEMES
 
 PostgresUrl = Annotated[
     AnyUrl, UrlConstraints(allowed_schemes=["postgresql+asyncpg"], host_required=False)
 ]
 # One server (redis://, rediss://, unix://) or any node of a Redis Cluster
 # (redis+cluster://host:port, rediss+cluster://host:port): services/common/redis_client.py.
-RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=list(URL_SCHEMES))]
+def names_a_cluster_node(url: AnyUrl) -> AnyUrl:
+    if url.scheme in CLUSTER_SCHEMES and not url.host:
+        raise ValueError("a Redis Cluster URL names one of its nodes: redis+cluster://host:port")
+    return url
+
+
+RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=list(URL_SCHEMES)),
+                     AfterValidator(names_a_cluster_node)]
 
 Positive = Annotated[int, Field(ge=1)]
 NonNegative = Annotated[int, Field(ge=0)]

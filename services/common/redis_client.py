@@ -13,7 +13,7 @@ from services.common.redis_multiplex import Arg, MultiplexedRedis, Script
 
 URL_SCHEMES = ("redis", "rediss", "unix", *CLUSTER_SCHEMES)
 
-__all__ = ["URL_SCHEMES", "RedisClient", "Script", "connect_redis"]
+__all__ = ["CLUSTER_SCHEMES", "URL_SCHEMES", "RedisClient", "Script", "connect_redis"]
 
 
 class RedisClient(Protocol):

@@ -69,7 +69,11 @@ class ClusterRedis:
             raise
 
     async def ping(self) -> bool:
-        return bool(await self.execute("PING") == "PONG")
+        """Whether every master answers: each holds some rooms."""
+        if not self._starts:
+            await self._remap()
+        answers = await asyncio.gather(*(self._client(node).execute("PING") for node in set(self._owners)))
+        return all(answer == "PONG" for answer in answers)
 
     async def aclose(self) -> None:
         if self._mapping is not None:

@@ -6,13 +6,17 @@ import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit
 
+import httpx
 import pytest
+from pydantic import ValidationError
 from redis.asyncio import Redis
 from redis.crc import key_slot
 
 from services.booking.adapters.waiting_room import WaitingRooms
+from services.booking.config import Settings
 from services.booking.domain.waiting_room import Lifetimes, Room, RoomPolicy
 from services.common.redis_client import RedisClient, connect_redis
+from tests.support import serve_api
 
 pytestmark = pytest.mark.integration
 
@@ -112,3 +116,15 @@ async def test_each_room_keeps_its_keys_in_one_slot_and_rooms_spread_over_the_ma
             homes[concert_id].add(node_id)
     assert all(len(nodes) == 1 for nodes in homes.values()), homes
     assert len(set.union(*homes.values())) == 3  # 30 rooms: every master has some
+
+
+async def test_the_api_on_a_cluster_is_ready_and_a_bad_url_stops_it_at_start(
+    settings: Settings, redis_cluster_url: str
+) -> None:
+    on_cluster = settings.model_copy(update={"redis_url": redis_cluster_url})
+    async with serve_api(on_cluster) as url, httpx.AsyncClient(base_url=url) as http:
+        ready = await http.get("/health/ready")
+        assert ready.status_code == 200 and ready.json()["checks"]["redis"] == "ok", ready.text
+    for wrong in ("redis+cluster://", "memcached://127.0.0.1:11211", "cluster://127.0.0.1:7000"):
+        with pytest.raises(ValidationError, match="redis_url"):
+            Settings(**{**settings.model_dump(), "redis_url": wrong})
