@@ -1,15 +1,12 @@
 """Admin concert creation and public browsing."""
 
-import dataclasses
-import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import orjson
-from redis.exceptions import RedisError
 
 from services.booking.adapters import catalogue
 from services.booking.adapters.database import driver_connection
-from services.booking.domain.waiting_room import RoomPolicy
 from services.booking.entrypoints.api.http import Call, Endpoint
 from services.booking.entrypoints.api.messages import Response
 from services.booking.entrypoints.api.schemas import (
@@ -21,24 +18,17 @@ from services.booking.entrypoints.api.schemas import (
 )
 from services.booking.service_layer import concerts
 
-log = logging.getLogger(__name__)
-
 
 async def create_concert(call: Call) -> ConcertOut:
     body = await call.body(ConcertIn)
     services = call.services
     asked = body.waiting_room.model_dump(exclude_none=True) if body.waiting_room else {}
-    policy = RoomPolicy(**{**dataclasses.asdict(services.room_defaults), **asked})
-    async with services.engine.begin() as conn:
-        created, room = await concerts.create_concert(
-            conn, body.title, body.venue, [s.model_dump() for s in body.schedules], policy,
-            call.user.user_id,
-        )
-    try:
-        await services.waiting_rooms.publish(room)
-    except RedisError as error:  # the first token asked for installs it from PostgreSQL
-        log.warning("waiting room of concert %s not yet in Redis: %s", room.concert_id, error)
-    return ConcertOut.model_validate({**created, "waiting_room": dataclasses.asdict(policy)})
+    created = await concerts.create_concert(
+        services.engine, services.waiting_rooms, body.title, body.venue,
+        [s.model_dump() for s in body.schedules], replace(services.room_defaults, **asked),
+        call.user.user_id,
+    )
+    return ConcertOut.model_validate(created)
 
 
 async def list_concerts(call: Call) -> ConcertList:
