@@ -98,9 +98,14 @@ def _two_rooms(outcome: Outcome, by_kind: dict[str, Summary], result: dict[str, 
     hot, quiet = by_kind.get("flow: hot room admitted"), by_kind.get("flow: quiet room admitted")
     if hot is None or quiet is None:
         return
+    places = by_kind["flow: hot room place"], by_kind["flow: quiet room place"]
     outcome.add(f"hot room, {hot.count:,} buyers: token → admitted p50 / p95 / p99", latency(hot))
+    # A quiet buyer waits one Retry-After (≥ 1 s) and the shared API's latency, never the crowd.
     outcome.add(f"quiet room, {quiet.count:,} buyers over the same seconds: p50 / p95 / p99",
-                latency(quiet), "p99 ≤ 1 s", quiet.p99 <= 1000)
+                latency(quiet), "p99 < the hot room's p50", quiet.p99 < hot.p50)
+    outcome.add("place in line on arrival, hot / quiet: p99",
+                f"{places[0].p99:,.0f} / {places[1].p99:,.0f}", f"quiet ≤ {QUIET_USERS}",
+                places[1].p99 <= QUIET_USERS)
     outcome.add("how the quiet room's buyers ended", ", ".join(f"{k}: {v:,}" for k, v in sorted(
         result["quiet_outcomes"].items(), key=lambda kv: -kv[1])),
         f"{QUIET_SEATS} paid", result["quiet_outcomes"].get("paid", 0) == QUIET_SEATS)
