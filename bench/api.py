@@ -48,13 +48,15 @@ class BookingApi:
 
     client: Client
     recorder: Recorder
+    concert_id: str = ""  # whose waiting room the user lines up in
     poll_seconds: float = 0.02
     max_poll_seconds: float = 2.0
     last: dict[str, Any] = field(default_factory=dict)
 
     async def issue_token(self, user: User) -> dict[str, Any]:
         status, body = await self.recorder.call(
-            "queue token", self.client, "POST", "/queue/tokens", user.authorization)
+            "queue token", self.client, "POST", "/queue/tokens", user.authorization,
+            {"concert_id": self.concert_id})
         if status not in (200, 201):
             raise Unexpected("queue token", status, body)
         ticket: dict[str, Any] = json_of(body)
@@ -74,16 +76,17 @@ class BookingApi:
         if status != 200:
             raise Unexpected("liveness", status, body)
 
-    async def wait_active(self, user: User) -> None:
+    async def wait_active(self, user: User) -> dict[str, Any]:
         """Take a place in line and poll until admitted, as a considerate client polls: when
         the answer's Retry-After says, else soon when the ETA is short, at most every
-        `max_poll_seconds`."""
-        ticket = await self.issue_token(user)
+        `max_poll_seconds`. The first answer: where the user stood on arrival."""
+        ticket = first = await self.issue_token(user)
         while ticket["status"] != "ACTIVE":
             eta = float(ticket.get("eta_seconds") or 0)
             wait = self.client.retry_after or min(max(self.poll_seconds, eta / 2), self.max_poll_seconds)
             await asyncio.sleep(wait)
             ticket = await self.poll_token(user)
+        return first
 
     async def charge(self, user: User, amount: int) -> None:
         status, body = await self.recorder.call(

@@ -19,8 +19,15 @@ from services.common.broker_offsets import BrokerOffsets, consumer_groups
 MAX_SEATS_PER_SCHEDULE = 10_000
 
 
-def create_concert(stack: RunningStack, seats: int, price: int) -> list[str]:
-    """A concert with enough schedules for `seats` seats, created through the admin API."""
+@dataclass(frozen=True)
+class BenchConcert:
+    id: str
+    schedules: list[str]
+
+
+def create_concert(stack: RunningStack, seats: int, price: int, **waiting_room: int) -> BenchConcert:
+    """A concert with enough schedules for `seats` seats, created through the admin API
+    (`waiting_room`: its room's policy, else the stack's QUEUE_* defaults)."""
     schedules: list[dict[str, Any]] = []
     remaining = seats
     while remaining > 0:
@@ -28,7 +35,10 @@ def create_concert(stack: RunningStack, seats: int, price: int) -> list[str]:
         schedules.append({"starts_at": f"2027-{1 + len(schedules) % 12:02d}-01T19:00:00+09:00",
                           "seat_count": count, "price": price})
         remaining -= count
-    body = {"title": "Bench " + secrets.token_hex(3), "venue": "Olympic Hall", "schedules": schedules}
+    body: dict[str, Any] = {"title": "Bench " + secrets.token_hex(3), "venue": "Olympic Hall",
+                            "schedules": schedules}
+    if waiting_room:
+        body["waiting_room"] = waiting_room
     headers = {"Authorization": f"Bearer {mint(stack.env['AUTH_JWT_SECRET'], 'bench-admin', role='admin')}"}
 
     async def create() -> dict[str, Any]:
@@ -43,7 +53,8 @@ def create_concert(stack: RunningStack, seats: int, price: int) -> list[str]:
         created: dict[str, Any] = json_of(answer)
         return created
 
-    return [schedule["id"] for schedule in asyncio.run(create())["schedules"]]
+    created = asyncio.run(create())
+    return BenchConcert(created["id"], [schedule["id"] for schedule in created["schedules"]])
 
 
 async def _fetch(stack: RunningStack, query: str, *args: Any) -> list[asyncpg.Record]:

@@ -58,14 +58,15 @@ end
 """
 
 # Requests that rotate over users: args are the users file (one "authorization<TAB>queue
-# token" a line, the token may be empty), the method and the path. Each thread takes every
+# token" a line, the token may be empty), the method, the path, the thread count and the
+# JSON body of every request (empty: none). Each thread takes every
 # THREADS-th line and formats its requests once, in `init`, so a request costs wrk a table
 # lookup, not a wrk.format; `response` counts answers by status.
 ROTATE_LUA = r"""
 function init(args)
   local file, method, target, count = args[1], args[2], args[3], tonumber(args[4])
   local body = nil
-  if method ~= "GET" then body = "" end
+  if method ~= "GET" then body = args[5] or "" end
   statuses = {}
   requests = {}
   position = 0
@@ -75,6 +76,7 @@ function init(args)
       local authorization, token = line:match("^([^\t]*)\t?(.*)$")
       local headers = {Authorization = authorization}
       if token ~= "" then headers["X-Queue-Token"] = token end
+      if body and body ~= "" then headers["Content-Type"] = "application/json" end
       requests[#requests + 1] = wrk.format(method, target, headers, body)
     end
     index = index + 1
@@ -113,6 +115,7 @@ class Rotation:
     method: str
     path: str
     size: int  # lines in the users file: requests beyond it repeat a user
+    body: str = ""  # the JSON body of every request, if any
 
 
 @dataclass
@@ -181,7 +184,8 @@ def run_wrk(url: str, seconds: float, *, rotation: Rotation | None = None, log: 
         argv = [program, f"-t{threads}", f"-c{connections}", f"-d{max(1, round(seconds))}s",
                 "--latency", "--timeout", "10s", "-s", str(script), url]
         if rotation is not None:
-            argv += ["--", str(rotation.users), rotation.method, rotation.path, str(threads)]
+            argv += ["--", str(rotation.users), rotation.method, rotation.path, str(threads),
+                     rotation.body]
         output, cpu = _run(argv)
     if log is not None:
         with log.open("a") as file:

@@ -19,6 +19,7 @@ import asyncpg
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests import redis_cluster
 from workers.devstack.embedded import start_broker, start_postgres, start_redis
 
 
@@ -92,3 +93,12 @@ def kafka_bootstrap(server_log_dir: Path) -> Iterator[str]:
         return
     with start_broker(log_dir=server_log_dir) as server:
         yield server.url
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A real three-master Redis Cluster (redis-server, installed by .ci/run as promtool is)."""
+    if not redis_cluster.installed():
+        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    with redis_cluster.redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as url:
+        yield url

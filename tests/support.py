@@ -7,7 +7,7 @@ import socket
 import time
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
@@ -20,7 +20,7 @@ from services.booking.adapters.database import create_engine
 from services.booking.config import Settings
 from services.booking.domain.events import PaymentCompleted
 from services.booking.entrypoints.api.app import create_app
-from services.common.redis_multiplex import MultiplexedRedis
+from services.common.redis_client import connect_redis
 from workers.queue.admission import run as run_queue_worker
 
 JWT_SECRET = "test-secret-" + "x" * 20
@@ -41,7 +41,7 @@ def make_settings(database_url: str, redis_url: str, kafka: str, **overrides: An
     values: dict[str, Any] = {
         "database_url": database_url, "redis_url": redis_url, "kafka_bootstrap_servers": kafka,
         "auth_jwt_secret": JWT_SECRET, "queue_namespace": "t" + secrets.token_hex(6),
-        "queue_admit_per_second": 100_000, "queue_max_active": 100_000,
+        "queue_admit_per_second": 10_000, "queue_max_active": 100_000,
         # Each API of a test scrapes on a port of its own (several run at once).
         "metrics_port": free_port(),
         # Tests send far more than a person would; the limits have tests of their own.
@@ -132,11 +132,11 @@ async def serve_api(settings: Settings, *, scraped: bool = False) -> AsyncIterat
 
 
 @contextlib.asynccontextmanager
-async def queue_worker(settings: Settings) -> AsyncIterator[None]:
+async def queue_worker(settings: Settings, shuffle_seed: int | None = None) -> AsyncIterator[None]:
     """The real admission/expiry worker, running beside the API in this event loop."""
     engine = create_engine(settings)
-    redis = MultiplexedRedis(str(settings.redis_url))
-    task = asyncio.create_task(run_queue_worker(settings, engine, redis))
+    redis = connect_redis(str(settings.redis_url))
+    task = asyncio.create_task(run_queue_worker(settings, engine, redis, shuffle_seed))
     try:
         yield
     finally:
@@ -152,20 +152,38 @@ class Booking:
     """A client session of the real API, with shortcuts for the booking steps."""
 
     http: httpx.AsyncClient
+    # The concert of each schedule this session created, for helpers given only a schedule.
+    concert_of_schedule: dict[str, str] = field(default_factory=dict)
 
     async def create_concert(self, seat_count: int = 50, price: int = 10_000,
-                             schedules: int = 1) -> dict[str, Any]:
-        body = {"title": "Rush " + secrets.token_hex(3), "venue": "Olympic Hall", "schedules": [
-            {"starts_at": f"2027-0{1 + i}-01T19:00:00+09:00", "seat_count": seat_count,
-             "price": price} for i in range(schedules)]}
+                             schedules: int = 1, **waiting_room: Any) -> dict[str, Any]:
+        """A new concert (so a waiting room of its own: `waiting_room` sets its policy)."""
+        body: dict[str, Any] = {
+            "title": "Rush " + secrets.token_hex(3), "venue": "Olympic Hall", "schedules": [
+                {"starts_at": f"2027-0{1 + i}-01T19:00:00+09:00", "seat_count": seat_count,
+                 "price": price} for i in range(schedules)]}
+        if waiting_room:
+            body["waiting_room"] = {name: value.isoformat() if hasattr(value, "isoformat") else value
+                                    for name, value in waiting_room.items()}
         response = await self.http.post("/admin/concerts", json=body,
                                         headers=auth("admin-1", role="admin"))
         assert response.status_code == 201, response.text
-        return dict(response.json())
+        created = dict(response.json())
+        for schedule in created["schedules"]:
+            self.concert_of_schedule[schedule["id"]] = created["id"]
+        return created
 
-    async def active_token(self, user_id: str, wait_seconds: float = 60.0) -> str:
-        """Take a place in line and wait for admission (the queue worker must be running)."""
-        response = await self.http.post("/queue/tokens", headers=auth(user_id))
+    async def issue(self, user_id: str, concert: dict[str, Any] | str) -> httpx.Response:
+        """POST /queue/tokens for the concert (its body or its id)."""
+        concert_id = concert if isinstance(concert, str) else concert["id"]
+        return await self.http.post("/queue/tokens", json={"concert_id": concert_id},
+                                    headers=auth(user_id))
+
+    async def active_token(self, user_id: str, concert: dict[str, Any] | str,
+                           wait_seconds: float = 60.0) -> str:
+        """Take a place in the concert's line and wait for admission (the queue worker must
+        be running)."""
+        response = await self.issue(user_id, concert)
         assert response.status_code in (200, 201), response.text
         body = response.json()
         deadline = time.monotonic() + wait_seconds
@@ -207,7 +225,7 @@ class Booking:
         schedule_id = concert["schedules"][0]["id"]
         user = new_user(prefix)
         await self.charge(user, price)
-        token = await self.active_token(user)
+        token = await self.active_token(user, concert)
         hold = (await self.hold(user, token, schedule_id, 1)).json()
         body = (await self.pay(user, token, hold["id"])).json()
         return PaymentCompleted(

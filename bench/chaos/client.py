@@ -53,6 +53,7 @@ class Customers:
     http: httpx.AsyncClient
     api_urls: list[str]
     jwt_secret: str
+    concert_id: str = ""
     schedule_id: str = ""
     retries: Counter[str] = field(default_factory=Counter)
     gave_up: list[Purchase] = field(default_factory=list)
@@ -86,6 +87,7 @@ class Customers:
         response = await self.call("POST", "/admin/concerts", json=body,
                                    headers=self.auth("chaos-admin", role="admin"))
         assert response.status_code == 201, response.text
+        self.concert_id = str(response.json()["id"])
         self.schedule_id = str(response.json()["schedules"][0]["id"])
         return self.schedule_id
 
@@ -122,7 +124,8 @@ class Customers:
 
     async def _queue(self, purchase: Purchase) -> bool:
         if purchase.token is None:
-            response = await self.call("POST", "/queue/tokens", purchase)
+            response = await self.call("POST", "/queue/tokens", purchase,
+                                       json={"concert_id": self.concert_id})
             _expect(response, 200, 201)
             purchase.token = response.json()["token"]
         while True:

@@ -119,10 +119,12 @@ def run(options: argparse.Namespace) -> Outcome:
             outcome.notes.append(f"the venue simulator answered each call after {options.venue_delay} s")
         def pay(rate: float, seconds: float) -> dict[str, Any]:
             """Payments at `rate` for `seconds`, on a concert of their own (no seat taken twice)."""
-            schedules = checks.create_concert(stack, max(1_000, int(rate * (seconds + 10) * 1.2)), PRICE)
+            concert = checks.create_concert(stack, max(1_000, int(rate * (seconds + 10) * 1.2)), PRICE)
+            schedules = concert.schedules
             return run_flow(stack, "payment", {
                 "prefix": prefix("e2e"), "users": options.users, "charge": CHARGE,
-                "schedules": schedules, "seats_per_schedule": checks.MAX_SEATS_PER_SCHEDULE,
+                "schedules": schedules, "concert_id": concert.id,
+                "seats_per_schedule": checks.MAX_SEATS_PER_SCHEDULE,
                 "warmup": 2, "duration": seconds, "rate": rate, "keep_tickets": True,
                 "claims": {"name": "Bench User", "phone_number": "01000000000"},
             })

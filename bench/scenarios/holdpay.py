@@ -38,13 +38,15 @@ def run(options: argparse.Namespace) -> Outcome:
     users = math.ceil(MOST_PAYMENTS_PER_SECOND * (options.warmup + options.duration))
     with running_stack(SETTINGS, log_dir=log_dir(options, "holdpay"),
                        api_workers=options.api_workers, only_parts=options.parts) as stack:
-        schedules = checks.create_concert(stack, users, PRICE)
+        concert = checks.create_concert(stack, users, PRICE)
+        schedules = concert.schedules
         who = prefix("hp")
         checks.seed_users(stack, who, users, PRICE, phone=PHONE)
         roots = {part: pid for part, pid in stack.roots().items() if part in WORKERS}
         before = cpu_seconds(roots)
         result = run_flow(stack, "holdpay", {
             "prefix": who, "users": users, "concurrency": options.users, "schedules": schedules,
+            "concert_id": concert.id,
             "seats_per_schedule": checks.MAX_SEATS_PER_SCHEDULE, "warmup": options.warmup,
             "duration": options.duration,
         })

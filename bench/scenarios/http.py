@@ -21,6 +21,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import orjson
+
 from bench import checks
 from bench.api import BookingApi, User, mint
 from bench.cpu import cores_used, cpu_seconds
@@ -95,12 +97,13 @@ def measure_api(options: argparse.Namespace, directory: Path, workers: int,
             tempfile.TemporaryDirectory(prefix="bench-http-") as scratch:
         api = {"server": stack.roots()["api"], **stack.roots()}
         results["health"] = measure(options, stack.base_url + "/health/live", api, directory)
+        concert = checks.create_concert(stack, 1, 1_000)  # its room: queue.SETTINGS
         results["poll"] = measure(options, stack.base_url + "/queue/tokens/me", api, directory,
-                                  rotation=poll_rotation(stack, Path(scratch)))
+                                  rotation=poll_rotation(stack, Path(scratch), concert.id))
         rate = issue_rate(results["poll"].wrk)
-        issuers = issue_rotation(stack, Path(scratch), rate * options.duration)
-        warmup = issue_rotation(stack, Path(scratch), rate * max(1.0, options.warmup), "warmup") \
-            if options.warmup > 0 else None
+        issuers = issue_rotation(stack, Path(scratch), rate * options.duration, concert.id)
+        warmup = issue_rotation(stack, Path(scratch), rate * max(1.0, options.warmup), concert.id,
+                                "warmup") if options.warmup > 0 else None
         results["issue"] = measure(options, stack.base_url + "/queue/tokens", api, directory,
                                    rotation=issuers, warmup=warmup)
 
@@ -163,22 +166,23 @@ def measure(options: argparse.Namespace, url: str, roots: dict[str, int], direct
     return Measured(result, per_request, rotation.size if rotation else 0, cores)
 
 
-def poll_rotation(stack: RunningStack, scratch: Path) -> Rotation:
+def poll_rotation(stack: RunningStack, scratch: Path, concert_id: str) -> Rotation:
     """A waiting token for each of POLLERS users (issued before, not measured), polled in turn."""
     secret = stack.env["AUTH_JWT_SECRET"]
     who = prefix("hp")
     users = [User.new(secret, f"{who}-{n:06d}") for n in range(POLLERS)]
-    asyncio.run(_issue_tokens(stack, users))
+    asyncio.run(_issue_tokens(stack, users, concert_id))
     rows = ((user.authorization["Authorization"], user.queue_token) for user in users)
     return Rotation(write_users(scratch / "pollers.tsv", rows), "GET", "/queue/tokens/me", POLLERS)
 
 
-async def _issue_tokens(stack: RunningStack, users: list[User], connections: int = 20) -> None:
+async def _issue_tokens(stack: RunningStack, users: list[User], concert_id: str,
+                        connections: int = 20) -> None:
     host, port = stack.host_port
     pending = iter(users)
 
     async def issue() -> None:
-        api = BookingApi(Client(host, port, timeout=30), Recorder())
+        api = BookingApi(Client(host, port, timeout=30), Recorder(), concert_id=concert_id)
         try:
             for user in pending:
                 await api.issue_token(user)  # raises on anything but 200/201
@@ -193,7 +197,8 @@ def issue_rate(poll: WrkResult) -> float:
     return min(max(poll.per_second * ISSUE_HEADROOM, ISSUE_RATE_FLOOR), ISSUE_RATE_CAP)
 
 
-def issue_rotation(stack: RunningStack, scratch: Path, count: float, name: str = "issuers") -> Rotation:
+def issue_rotation(stack: RunningStack, scratch: Path, count: float, concert_id: str,
+                   name: str = "issuers") -> Rotation:
     """Registered users (rows exist) whom the API has not seen yet, one per token issue."""
     count = min(max(1_000, math.ceil(count)), MAX_USERS)
     who = prefix("hi")
@@ -201,7 +206,7 @@ def issue_rotation(stack: RunningStack, scratch: Path, count: float, name: str =
     secret = stack.env["AUTH_JWT_SECRET"]
     users = write_users(scratch / f"{name}.tsv",
                         ((f"Bearer {mint(secret, f'{who}-{n:06d}')}", "") for n in range(count)))
-    return Rotation(users, "POST", "/queue/tokens", count)
+    return Rotation(users, "POST", "/queue/tokens", count, orjson.dumps({"concert_id": concert_id}).decode())
 
 
 def report(outcome: Outcome, results: dict[str, Measured], workers: int) -> None:

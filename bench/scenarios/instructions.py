@@ -49,9 +49,10 @@ async def _count(pid: int, call: Callable[[T], Awaitable[object]], items: list[T
     return sum(int(value.replace(",", "")) for value in totals) / len(items) / 1e6
 
 
-async def _measure(stack: RunningStack, pid: int, schedule_id: str) -> dict[str, float]:
+async def _measure(stack: RunningStack, pid: int, concert: checks.BenchConcert) -> dict[str, float]:
+    schedule_id = concert.schedules[0]
     host, port = stack.host_port
-    api = BookingApi(Client(host, port, timeout=300), Recorder(), poll_seconds=0.2)
+    api = BookingApi(Client(host, port, timeout=300), Recorder(), poll_seconds=0.2, concert_id=concert.id)
     secret, tag = stack.env["AUTH_JWT_SECRET"], "i" + uuid.uuid4().hex[:6]
     fresh = [User.new(secret, f"{tag}-{n:05d}") for n in range(REQUESTS)]
     known = [User.new(secret, f"{tag}k-{n:06d}") for n in range(REQUESTS)]
@@ -103,8 +104,8 @@ def run(options: argparse.Namespace) -> Outcome:
                        # One API process, the one valgrind runs: uvicorn's workers are children.
                        api_workers=1, api_wrapper=wrapper, ready_timeout=300) as stack:
         pid = stack.roots()["api"]
-        schedule_id = checks.create_concert(stack, 3 * REQUESTS + 100, 1_000)[0]
-        figures = asyncio.run(_measure(stack, pid, schedule_id))
+        concert = checks.create_concert(stack, 3 * REQUESTS + 100, 1_000)
+        figures = asyncio.run(_measure(stack, pid, concert))
     for kind, millions in figures.items():
         # Even the lightest request runs over a million instructions: near zero means
         # valgrind watched a process that did not serve the requests.

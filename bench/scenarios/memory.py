@@ -69,11 +69,13 @@ def run(options: argparse.Namespace) -> Outcome:
     rate = options.soak_rate
     every = max(2.0, soak / 120)
     with running_stack(SETTINGS, log_dir=log_dir(options, "memory"), **stack_options(options)) as stack:
-        schedules = checks.create_concert(stack, int(rate * (soak + 30) * 1.2) + 10_000, 1_000)
+        concert = checks.create_concert(stack, int(rate * (soak + 30) * 1.2) + 10_000, 1_000)
+        schedules = concert.schedules
         before = rss_mb(stack)
         log = stack.log_path.with_name("generator.log")
         generator = spawn(flow_spec(stack, "payment", {
             "prefix": prefix("mem"), "users": 50, "charge": 10_000_000, "schedules": schedules,
+            "concert_id": concert.id,
             "seats_per_schedule": checks.MAX_SEATS_PER_SCHEDULE, "warmup": 0, "duration": soak,
             "rate": rate, "claims": {"name": "Soak", "phone_number": "01000000000"},
         }), log)

@@ -32,10 +32,12 @@ def run(options: argparse.Namespace) -> Outcome:
     seats = max(20_000, ((6_000 * int(seconds)) // 10_000 + 1) * 10_000)
     with running_stack(SETTINGS, log_dir=log_dir(options, "payment"),
                        **stack_options(options)) as stack:
-        schedules = checks.create_concert(stack, seats, PRICE)
+        concert = checks.create_concert(stack, seats, PRICE)
+        schedules = concert.schedules
         who = prefix("pay")
         result = run_flow(stack, "payment", {
             "prefix": who, "users": users, "charge": CHARGE, "schedules": schedules,
+            "concert_id": concert.id,
             "seats_per_schedule": checks.MAX_SEATS_PER_SCHEDULE, "warmup": options.warmup,
             "duration": options.duration,
         })

@@ -18,7 +18,8 @@ from bench.scenarios.common import (
 )
 from bench.stack import running_stack
 
-# Nobody is admitted: every token stays WAITING, every poll reports a position. The grace
+# Nobody is admitted: every token stays WAITING, every poll reports a position (the
+# concert's room takes these as its defaults). The grace
 # is long so that no token is dropped as abandoned between the phases.
 SETTINGS = {"QUEUE_ADMIT_PER_SECOND": "1", "QUEUE_MAX_ACTIVE": "1",
             "QUEUE_WAIT_GRACE_SECONDS": "3600"}
@@ -33,8 +34,9 @@ def run(options: argparse.Namespace) -> Outcome:
                        **stack_options(options)) as stack:
         who = prefix("q")
         checks.seed_users(stack, who, users)
+        concert = checks.create_concert(stack, 1, 1_000)  # its room: the SETTINGS above
         result = run_flow(stack, "queue", {
-            "prefix": who, "users": users, "concurrency": options.users,
+            "prefix": who, "users": users, "concurrency": options.users, "concert_id": concert.id,
             "warmup": options.warmup, "duration": options.duration,
         })
     for phase, (kind, target) in TARGETS.items():

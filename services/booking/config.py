@@ -6,6 +6,7 @@ from functools import lru_cache
 from typing import Annotated
 
 from pydantic import (
+    AfterValidator,
     AnyUrl,
     Field,
     StringConstraints,
@@ -15,10 +16,22 @@ from pydantic import (
 )
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from services.booking.domain.waiting_room import Lifetimes, RoomPolicy
+from services.common.redis_client import CLUSTER_SCHEMES, URL_SCHEMES
+
 PostgresUrl = Annotated[
     AnyUrl, UrlConstraints(allowed_schemes=["postgresql+asyncpg"], host_required=False)
 ]
-RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["redis", "rediss", "unix"])]
+# One server (redis://, rediss://, unix://) or any node of a Redis Cluster
+# (redis+cluster://host:port, rediss+cluster://host:port): services/common/redis_client.py.
+def names_a_cluster_node(url: AnyUrl) -> AnyUrl:
+    if url.scheme in CLUSTER_SCHEMES and not url.host:
+        raise ValueError("a Redis Cluster URL names one of its nodes: redis+cluster://host:port")
+    return url
+
+
+RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=list(URL_SCHEMES)),
+                     AfterValidator(names_a_cluster_node)]
 
 Positive = Annotated[int, Field(ge=1)]
 NonNegative = Annotated[int, Field(ge=0)]
@@ -91,10 +104,11 @@ class Settings(TokenPolicy):
     # Peers (reverse proxies) whose X-Forwarded-For names the client; see `forwarded_networks`.
     forwarded_allow_ips: str = ""
 
-    queue_admit_per_second: Positive = 50
-    queue_max_active: Positive = 500
+    # Defaults of each concert's waiting room (POST /admin/concerts may set its own).
+    queue_admit_per_second: Annotated[int, Field(ge=1, le=10_000)] = 50
+    queue_max_active: Annotated[int, Field(ge=1, le=100_000)] = 500
     queue_active_ttl_seconds: Positive = 600
-    # Separates independent waiting rooms sharing one Redis (e.g. per deployment or test).
+    # Separates deployments (or test runs) sharing one Redis; each concert has its own room.
     queue_namespace: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,32}$")] = "main"
     # A WAITING token that is not polled for this long loses its place in line.
     queue_wait_grace_seconds: Positive = 60
@@ -147,3 +161,12 @@ class Settings(TokenPolicy):
     @property
     def database_dsn(self) -> str:
         return str(self.database_url)
+
+
+def room_defaults(settings: Settings) -> RoomPolicy:
+    """The policy of a room created without one: QUEUE_* settings, open now, no pre-queue."""
+    return RoomPolicy(settings.queue_admit_per_second, settings.queue_max_active)
+
+
+def queue_lifetimes(settings: Settings) -> Lifetimes:
+    return Lifetimes(settings.queue_active_ttl_seconds, settings.queue_wait_grace_seconds)

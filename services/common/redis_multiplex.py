@@ -20,7 +20,7 @@ import hashlib
 import ssl
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import unquote, urlsplit
 
 import hiredis
@@ -87,10 +87,14 @@ class _Connection(asyncio.Protocol):
             self._transport.close()
 
 
+class Executor(Protocol):
+    async def execute(self, *args: Arg) -> Any: ...
+
+
 class Script:
     """A Lua script run by its SHA1, sent whole only when Redis does not know it yet."""
 
-    def __init__(self, client: "MultiplexedRedis", source: str) -> None:
+    def __init__(self, client: Executor, source: str) -> None:
         self._client = client
         self._source = source
         self._sha = hashlib.sha1(source.encode(), usedforsecurity=False).hexdigest()

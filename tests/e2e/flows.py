@@ -54,7 +54,7 @@ async def customer(booking: Booking, *, phone: str | None, points: int = PRICE) 
 
 
 async def buy(booking: Booking, user: str, phone: str | None, schedule_id: str, seat_no: int) -> Paid:
-    token = await booking.active_token(user)
+    token = await booking.active_token(user, booking.concert_of_schedule[schedule_id])
     hold = await booking.hold(user, token, schedule_id, seat_no)
     assert hold.status_code == 201, hold.text
     paid = await booking.pay(user, token, hold.json()["id"])

@@ -150,7 +150,7 @@ def _notification(some_id: str) -> dict[str, object]:
 
 async def test_token_expiry_event_removes_the_token_from_the_waiting_room(stack: Stack) -> None:
     user = await customer(stack.booking, phone=new_phone())
-    token = await stack.booking.active_token(user)
+    token = await stack.booking.active_token(user, await stack.booking.create_concert(seat_count=1))
     # The event a payment commits; here without the API's own removal right after commit.
     engine = create_async_engine(stack.database_url, pool_size=1, max_overflow=0)
     try:

@@ -42,7 +42,7 @@ async def _pay_with_trace(stack: Stack, trace_id: str) -> Paid:
     phone = new_phone()
     schedule_id = await new_schedule(stack.booking, 1)
     user = await customer(stack.booking, phone=phone)
-    token = await stack.booking.active_token(user)
+    token = await stack.booking.active_token(user, stack.booking.concert_of_schedule[schedule_id])
     hold = await stack.booking.hold(user, token, schedule_id, 1)
     assert hold.status_code == 201, hold.text
     headers = stack.booking.guarded(user, token, **{"Idempotency-Key": uuid.uuid4().hex,

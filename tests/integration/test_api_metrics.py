@@ -9,7 +9,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from redis.asyncio import Redis
 
 from services.booking.adapters.database import create_engine
-from services.booking.adapters.waiting_room import SeatLocks
+from services.booking.adapters.seat_locks import SeatLocks
 from services.booking.config import Settings
 from tests.support import Booking, assert_problem, new_user
 
@@ -38,7 +38,7 @@ async def test_a_booking_shows_in_requests_redis_round_trips_and_pool_waits(
     before = await scrape(metrics_http)
     user = new_user()
     await booking.charge(user, 50_000)
-    queue_token = await booking.active_token(user)
+    queue_token = await booking.active_token(user, concert)
     held = await booking.hold(user, queue_token, schedule_id, 1)
     assert held.status_code == 201, held.text
     paid = await booking.pay(user, queue_token, held.json()["id"])
@@ -68,7 +68,7 @@ async def test_a_seat_lock_held_elsewhere_counts_as_contended(
     concert = await booking.create_concert(seat_count=1)
     schedule_id = concert["schedules"][0]["id"]
     user = new_user()
-    queue_token = await booking.active_token(user)
+    queue_token = await booking.active_token(user, concert)
     redis = Redis.from_url(str(settings.redis_url), decode_responses=True)
     try:
         # Another API process is in the middle of taking this seat.

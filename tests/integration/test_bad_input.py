@@ -36,7 +36,7 @@ async def player(booking: Booking) -> Player:
     schedule_id = concert["schedules"][0]["id"]
     user = new_user("bad")
     await booking.charge(user, 5_000)
-    token = await booking.active_token(user)
+    token = await booking.active_token(user, concert)
     held = await booking.hold(user, token, schedule_id, 10)
     assert held.status_code == 201, held.text
     return Player(user, token, schedule_id, held.json()["id"])

@@ -12,7 +12,7 @@ async def test_a_booking_from_queue_to_ticket(booking: Booking) -> None:
     schedule = concert["schedules"][0]
     user = new_user()
     await booking.charge(user, 50_000)
-    queue_token = await booking.active_token(user)
+    queue_token = await booking.active_token(user, concert)
 
     held = await booking.hold(user, queue_token, schedule["id"], 3)
     assert held.status_code == 201, held.text

@@ -6,6 +6,7 @@ import statistics
 import time
 import uuid
 from collections import Counter
+from typing import Any
 
 import httpx
 import pytest
@@ -18,18 +19,19 @@ from tests.support import Booking, auth, new_user, queue_worker, serve_api
 pytestmark = pytest.mark.integration
 
 
-async def _ready_users(booking: Booking, count: int, points: int) -> list[tuple[str, str]]:
+async def _ready_users(booking: Booking, concert: dict[str, Any], count: int,
+                       points: int) -> list[tuple[str, str]]:
     users = [new_user("r") for _ in range(count)]
     if points:
         await asyncio.gather(*(booking.charge(user, points) for user in users))
-    tokens = await asyncio.gather(*(booking.active_token(user) for user in users))
+    tokens = await asyncio.gather(*(booking.active_token(user, concert) for user in users))
     return list(zip(users, tokens, strict=True))
 
 
 async def _one_seat_race(booking: Booking, contenders: int) -> Counter[tuple[int, str]]:
     concert = await booking.create_concert(seat_count=1)
     schedule_id = concert["schedules"][0]["id"]
-    users = await _ready_users(booking, contenders, 0)
+    users = await _ready_users(booking, concert, contenders, 0)
     responses = await asyncio.gather(
         *(booking.hold(user, token, schedule_id, 1) for user, token in users)
     )
@@ -64,7 +66,7 @@ async def _hold_and_pay(booking: Booking, user: str, token: str, schedule_id: st
 async def test_a_thousand_users_rush_fifty_seats(booking: Booking, settings: Settings) -> None:
     concert = await booking.create_concert(seat_count=50, price=7_000)
     schedule_id = concert["schedules"][0]["id"]
-    users = await _ready_users(booking, 1000, 10_000)
+    users = await _ready_users(booking, concert, 1000, 10_000)
 
     pay_seconds: list[float] = []
     started = time.perf_counter()
@@ -106,7 +108,7 @@ async def _held_reservation(booking: Booking, price: int = 5_000) -> tuple[str, 
     concert = await booking.create_concert(seat_count=5, price=price)
     user = new_user("p")
     await booking.charge(user, 20_000)
-    token = await booking.active_token(user)
+    token = await booking.active_token(user, concert)
     held = await booking.hold(user, token, concert["schedules"][0]["id"], 1)
     assert held.status_code == 201
     return user, token, held.json()["id"]
@@ -142,7 +144,7 @@ async def test_twenty_keys_pay_once_and_the_rest_are_already_paid(booking: Booki
 async def test_payments_in_opposite_order_never_deadlock(booking: Booking) -> None:
     concert = await booking.create_concert(seat_count=200, price=1_000)
     schedule_id = concert["schedules"][0]["id"]
-    users = await _ready_users(booking, 50, 10_000)
+    users = await _ready_users(booking, concert, 50, 10_000)
     pairs = []
     for index, (user, token) in enumerate(users):
         first = await booking.hold(user, token, schedule_id, 2 * index + 1)

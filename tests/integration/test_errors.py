@@ -34,7 +34,7 @@ async def _ready(booking: Booking, points: int = 0, seats: int = 10, price: int 
     user = new_user("err")
     if points:
         await booking.charge(user, points)
-    return user, await booking.active_token(user), concert
+    return user, await booking.active_token(user, concert), concert
 
 
 async def _balance(booking: Booking, user: str) -> int:
@@ -86,7 +86,7 @@ async def test_seat_unavailable_409(booking: Booking) -> None:
     first, first_token, concert = await _ready(booking)
     schedule_id = concert["schedules"][0]["id"]
     second = new_user("err")
-    second_token = await booking.active_token(second)
+    second_token = await booking.active_token(second, concert)
     assert (await booking.hold(first, first_token, schedule_id, 1)).status_code == 201
     assert_problem(await booking.hold(second, second_token, schedule_id, 1), 409, "SEAT_UNAVAILABLE")
     # Holding one's own held seat again is no different.
@@ -154,7 +154,7 @@ async def test_already_paid_409(booking: Booking) -> None:
     reservation = (await booking.hold(user, token, concert["schedules"][0]["id"], 1)).json()
     assert (await booking.pay(user, token, reservation["id"])).status_code == 201
     # The payment expired the token; a fresh one gets past the guard to the rule.
-    fresh = await booking.active_token(user)
+    fresh = await booking.active_token(user, concert)
     assert fresh != token
     assert_problem(await booking.pay(user, fresh, reservation["id"]), 409, "ALREADY_PAID")
     assert await _balance(booking, user) == 20_000
@@ -280,7 +280,7 @@ async def test_queue_token_not_active_403(settings: Settings) -> None:
         first, first_token, concert = await _ready(booking, points=10_000)
         schedule_id = concert["schedules"][0]["id"]
         waiting = new_user("wait")
-        issued = (await http.post("/queue/tokens", headers=auth(waiting))).json()
+        issued = (await booking.issue(waiting, concert)).json()
         assert issued["status"] == "WAITING" and issued["position"] == 1
         await asyncio.sleep(0.3)  # a few admission rounds: the only slot stays taken
         token = issued["token"]
@@ -303,7 +303,7 @@ async def test_dependency_unavailable_503_when_redis_is_down(
     paid_key = uuid.uuid4().hex
     paid = await booking.pay(user, token, held["id"], key=paid_key)
     assert paid.status_code == 201
-    token = await booking.active_token(user)
+    token = await booking.active_token(user, concert)
     second = (await booking.hold(user, token, schedule_id, 2)).json()
 
     broken = settings.model_copy(update={"redis_url": f"redis://127.0.0.1:{free_port()}/0"})
@@ -311,13 +311,16 @@ async def test_dependency_unavailable_503_when_redis_is_down(
         started = time.monotonic()
         key = uuid.uuid4().hex
         calls = [
-            http.post("/queue/tokens", headers=auth(user)),
+            http.post("/queue/tokens", json={"concert_id": concert["id"]}, headers=auth(user)),
             http.get("/queue/tokens/me", headers=booking.guarded(user, token)),
             http.post("/reservations", json={"schedule_id": schedule_id, "seat_no": 3},
                       headers=booking.guarded(user, token)),
             http.delete(f"/reservations/{second['id']}", headers=booking.guarded(user, token)),
             http.post("/payments", json={"reservation_id": second["id"]},
                       headers=booking.guarded(user, token, **{"Idempotency-Key": key})),
+            http.get(f"/concerts/{concert['id']}/waiting-room"),
+            http.patch(f"/admin/concerts/{concert['id']}/waiting-room", json={"paused": True},
+                       headers=auth("admin-1", role="admin")),
         ]
         for response in await asyncio.gather(*calls):
             assert_problem(response, 503, "DEPENDENCY_UNAVAILABLE")
@@ -331,6 +334,11 @@ async def test_dependency_unavailable_503_when_redis_is_down(
         assert replayed.status_code == 201 and replayed.content == paid.content
         ready = await http.get("/health/ready")
         assert ready.status_code == 503 and ready.json()["checks"]["redis"] != "ok"
+        # A concert can still be created; its room reaches Redis with the first token asked.
+        late = await http.post("/admin/concerts", headers=auth("admin-1", role="admin"), json={
+            "title": "Late", "venue": "Hall", "waiting_room": {"max_active": 3},
+            "schedules": [{"starts_at": "2027-01-01T19:00:00+09:00", "seat_count": 1, "price": 1}]})
+        assert late.status_code == 201, late.text
 
     # Nothing was written by the refused requests.
     assert await _seat(booking, schedule_id, 2) == "HELD"
@@ -339,6 +347,15 @@ async def test_dependency_unavailable_503_when_redis_is_down(
     assert await sql(settings, "SELECT key FROM idempotency_keys WHERE user_id = :u AND key = :k",
                      u=user, k=key) == []
     assert (await booking.pay(user, token, second["id"], key=key)).status_code == 201
+    # The refused PATCH changed nothing: the room is not paused, and no change was audited.
+    room = (await booking.http.get(f"/concerts/{concert['id']}/waiting-room")).json()
+    assert room["status"] == "OPEN"
+    assert len(await sql(settings, "SELECT id FROM waiting_room_changes WHERE concert_id = :c",
+                         c=concert["id"])) == 1  # its creation
+    issued = await booking.issue(new_user("late"), late.json()["id"])
+    assert issued.status_code == 201 and issued.json()["concert_id"] == late.json()["id"]
+    shown = (await booking.http.get(f"/concerts/{late.json()['id']}/waiting-room")).json()
+    assert shown["max_active"] == 3 and shown["waiting"] + shown["active"] == 1
 
 
 async def test_payload_too_large_413(booking: Booking) -> None:

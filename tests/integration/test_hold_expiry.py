@@ -5,6 +5,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import httpx
 import pytest
@@ -50,18 +51,18 @@ async def _until_expired(reservation: dict[str, str]) -> None:
     await asyncio.sleep(max(left, 0) + 0.05)
 
 
-async def _player(booking: Booking, points: int = 0) -> tuple[str, str]:
+async def _player(booking: Booking, concert: dict[str, Any], points: int = 0) -> tuple[str, str]:
     user = new_user("ttl")
     if points:
         await booking.charge(user, points)
-    return user, await booking.active_token(user)
+    return user, await booking.active_token(user, concert)
 
 
 async def test_an_expired_hold_frees_its_seat_for_someone_else(quick: Booking) -> None:
     concert = await quick.create_concert(seat_count=3, price=2_000)
     concert_id, schedule_id = concert["id"], concert["schedules"][0]["id"]
-    alice, alice_token = await _player(quick, points=10_000)
-    bob, bob_token = await _player(quick, points=10_000)
+    alice, alice_token = await _player(quick, concert, points=10_000)
+    bob, bob_token = await _player(quick, concert, points=10_000)
     assert await _available(quick, concert_id) == 3
 
     before = datetime.now(UTC)
@@ -99,8 +100,8 @@ async def test_an_expired_hold_frees_its_seat_for_someone_else(quick: Booking) -
 async def test_an_expired_hold_cannot_be_paid(quick: Booking, settings: Settings) -> None:
     concert = await quick.create_concert(seat_count=2, price=3_000)
     schedule_id = concert["schedules"][0]["id"]
-    alice, alice_token = await _player(quick, points=10_000)
-    bob, bob_token = await _player(quick)
+    alice, alice_token = await _player(quick, concert, points=10_000)
+    bob, bob_token = await _player(quick, concert)
     lonely = (await quick.hold(alice, alice_token, schedule_id, 1)).json()
     retaken = (await quick.hold(alice, alice_token, schedule_id, 2)).json()
     await _until_expired(retaken)
@@ -123,8 +124,8 @@ async def test_an_expired_hold_cannot_be_paid(quick: Booking, settings: Settings
 async def test_an_expired_hold_cannot_be_cancelled(quick: Booking) -> None:
     concert = await quick.create_concert(seat_count=2)
     schedule_id = concert["schedules"][0]["id"]
-    alice, alice_token = await _player(quick)
-    bob, bob_token = await _player(quick)
+    alice, alice_token = await _player(quick, concert)
+    bob, bob_token = await _player(quick, concert)
     reservation = (await quick.hold(alice, alice_token, schedule_id, 1)).json()
     await _until_expired(reservation)
     path = f"/reservations/{reservation['id']}"
@@ -142,7 +143,7 @@ async def test_an_expired_hold_cannot_be_cancelled(quick: Booking) -> None:
 async def test_expired_holds_no_longer_count_against_the_limit(quick: Booking) -> None:
     concert = await quick.create_concert(seat_count=10)
     concert_id, schedule_id = concert["id"], concert["schedules"][0]["id"]
-    alice, alice_token = await _player(quick)
+    alice, alice_token = await _player(quick, concert)
     held = [(await quick.hold(alice, alice_token, schedule_id, seat)).json() for seat in range(1, 5)]
     assert_problem(await quick.hold(alice, alice_token, schedule_id, 5), 409, "HOLD_LIMIT_REACHED")
     assert await _available(quick, concert_id) == 6
@@ -157,7 +158,7 @@ async def test_expired_holds_no_longer_count_against_the_limit(quick: Booking) -
 async def test_the_seat_map_and_counts_agree_while_holds_come_and_go(quick: Booking) -> None:
     concert = await quick.create_concert(seat_count=6)
     concert_id, schedule_id = concert["id"], concert["schedules"][0]["id"]
-    players = [await _player(quick) for _ in range(3)]
+    players = [await _player(quick, concert) for _ in range(3)]
     started = time.monotonic()
     for index, (user, queue_token) in enumerate(players):
         assert (await quick.hold(user, queue_token, schedule_id, index + 1)).status_code == 201

@@ -37,12 +37,12 @@ async def alice(booking: Booking) -> Owner:
     schedule_id = concert["schedules"][0]["id"]
     user = new_user("alice")
     await booking.charge(user, 10_000)
-    queue_token = await booking.active_token(user)
+    queue_token = await booking.active_token(user, concert)
     held = (await booking.hold(user, queue_token, schedule_id, 1)).json()
     to_pay = (await booking.hold(user, queue_token, schedule_id, 2)).json()
     paid = await booking.pay(user, queue_token, to_pay["id"])
     assert paid.status_code == 201, paid.text
-    queue_token = await booking.active_token(user)
+    queue_token = await booking.active_token(user, concert)
     return Owner(user, queue_token, schedule_id, held["id"], to_pay["id"], paid.json()["id"],
                  paid.json()["ticket"]["id"])
 
@@ -51,7 +51,7 @@ async def alice(booking: Booking) -> Owner:
 async def bob(booking: Booking) -> tuple[str, str]:
     user = new_user("bob")
     await booking.charge(user, 10_000)
-    return user, await booking.active_token(user)
+    return user, await booking.active_token(user, await booking.create_concert(seat_count=1))
 
 
 def _same_refusal(theirs: dict[str, Any], unknown: dict[str, Any], their_id: str, random_id: str) -> None:

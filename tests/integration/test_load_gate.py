@@ -98,13 +98,14 @@ def _load(url: str, flow: str, tmp_path: Path, **params: Any) -> dict[str, Any]:
     return generate(spec, tmp_path / "generator.log")
 
 
-def _concert(url: str, seats: int) -> str:
+def _concert(url: str, seats: int) -> tuple[str, str]:
+    """A new concert of one schedule: (its id, the schedule's id)."""
     body = {"title": "Gate", "venue": "Hall", "schedules": [
         {"starts_at": "2027-05-01T19:00:00+09:00", "seat_count": seats, "price": PRICE}]}
     response = httpx.post(f"{url}/admin/concerts", json=body, timeout=60,
                           headers=auth("gate-admin", role="admin"))
     assert response.status_code == 201, response.text
-    return str(response.json()["schedules"][0]["id"])
+    return str(response.json()["id"]), str(response.json()["schedules"][0]["id"])
 
 
 async def _seed(settings: Settings, prefix: str, count: int) -> None:
@@ -135,16 +136,18 @@ async def test_a_short_rush_sells_each_seat_once_without_5xx_or_collapse(
                                        concurrency=50, warmup=1, duration=3)
     paying_prefix = "gp" + secrets.token_hex(3)
     await _seed(settings, paying_prefix, PREPARED_USERS)
-    many_seats = await asyncio.to_thread(_concert, url, PREPARED_USERS)
+    concert_id, many_seats = await asyncio.to_thread(_concert, url, PREPARED_USERS)
     paying = await asyncio.to_thread(
         _load, url, "holdpay", tmp_path, prefix=paying_prefix, users=PREPARED_USERS,
         concurrency=PAYING_CONNECTIONS, schedules=[many_seats], seats_per_schedule=PREPARED_USERS,
+        concert_id=concert_id,
         warmup=1, duration=PAY_SECONDS)
-    schedule_id = await asyncio.to_thread(_concert, url, SEATS)
+    concert_id, schedule_id = await asyncio.to_thread(_concert, url, SEATS)
     prefix = "gr" + secrets.token_hex(3)
     await _seed(settings, prefix, RUSH_USERS)
     rush = await asyncio.to_thread(_load, url, "rush", tmp_path, prefix=prefix, users=RUSH_USERS,
-                                   charge=0, schedule_id=schedule_id, arrival_seconds=1.0,
+                                   charge=0, schedule_id=schedule_id, concert_id=concert_id,
+                                   arrival_seconds=1.0,
                                    attempts=3)
 
     sold = await sql(settings, """

@@ -60,6 +60,13 @@ async def test_answers_are_documented_with_their_media_types_and_headers(
     assert pay["security"] == [{"bearerJWT": []}]
     poll = paths["/queue/tokens/me"]["get"]
     assert "Retry-After" in poll["responses"]["200"]["headers"]
+    issue = paths["/queue/tokens"]["post"]
+    assert {"200", "201", "401", "404", "409", "422", "503"} <= issue["responses"].keys()
+    assert "requestBody" in issue
+    room = paths["/concerts/{concert_id}/waiting-room"]["get"]
+    assert {"200", "404", "422", "503"} <= room["responses"].keys() and room["security"] == []
+    change = paths["/admin/concerts/{concert_id}/waiting-room"]["patch"]
+    assert {"200", "401", "403", "404", "422", "503"} <= change["responses"].keys()
     history = paths["/points/history"]["get"]
     limit = next(p for p in history["parameters"] if p["name"] == "limit")
     assert limit["schema"]["minimum"] == 1 and limit["schema"]["maximum"] == 100

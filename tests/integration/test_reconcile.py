@@ -2,7 +2,7 @@
 invariant broken on purpose is reported with the ids involved.
 
 The session database is shared, so every check here is scoped to a fresh schedule and
-user (`--schedule`, `--user`); the active-token check uses the session's own namespace.
+user (`--schedule`, `--user`); the active-token check reads the session's own namespace.
 """
 
 import asyncio
@@ -25,12 +25,10 @@ from sqlalchemy.engine import make_url
 
 from services.booking.adapters.invariants import Scope
 from services.booking.adapters.migrate import alembic_config
-from services.booking.adapters.waiting_room import WaitingRoom
 from services.booking.config import Settings
 from services.booking.entrypoints.reconcile import run_checks
 from services.booking.service_layer.reconcile import CheckResult
-from services.common.redis_multiplex import MultiplexedRedis
-from tests.support import JWT_SECRET, Booking, free_port, make_settings, new_user, sql
+from tests.support import JWT_SECRET, Booking, auth, free_port, make_settings, new_user, sql
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -60,7 +58,7 @@ async def paid_booking(booking: Booking) -> World:
     schedule_id = concert["schedules"][0]["id"]
     user = new_user("rc")
     await booking.charge(user, 50_000)
-    queue_token = await booking.active_token(user)
+    queue_token = await booking.active_token(user, concert)
     held = [await booking.hold(user, queue_token, schedule_id, seat) for seat in (1, 2)]
     assert all(response.status_code == 201 for response in held), [r.text for r in held]
     paid = await booking.pay(user, queue_token, held[0].json()["id"])
@@ -90,8 +88,7 @@ def cli_env(settings: Settings, **overrides: str) -> dict[str, str]:
     env.update({
         "DATABASE_URL": settings.database_dsn, "REDIS_URL": str(settings.redis_url),
         "KAFKA_BOOTSTRAP_SERVERS": settings.kafka_bootstrap_servers, "AUTH_JWT_SECRET": JWT_SECRET,
-        "QUEUE_NAMESPACE": settings.queue_namespace,
-        "QUEUE_MAX_ACTIVE": str(settings.queue_max_active), "COLUMNS": "200",
+        "QUEUE_NAMESPACE": settings.queue_namespace, "COLUMNS": "200",
     })
     env.update(overrides)
     return env
@@ -256,26 +253,24 @@ async def test_a_confirmed_ticket_without_a_registration_is_reported(
     assert violated(registered) == {}
 
 
-async def test_more_active_tokens_than_the_limit_are_reported(
-    database_url: str, redis_url: str, kafka_bootstrap: str
+async def test_more_active_tokens_than_a_rooms_limit_are_reported(
+    booking: Booking, settings: Settings
 ) -> None:
-    settings = make_settings(database_url, redis_url, kafka_bootstrap, queue_max_active=1)
-    redis = MultiplexedRedis(redis_url)
-    try:
-        room = WaitingRoom(redis, 1000, settings.queue_namespace)
-        for user in ("rc-a", "rc-b"):
-            await room.issue(user)
-        step = await room.admit(max_active=2, active_ttl_seconds=60, grace_seconds=60)
-        assert step.active == 2
-        nothing = Scope(schedule_id=uuid.uuid4(), user_id=new_user("rc"))
+    concert = await booking.create_concert(seat_count=2, max_active=2)
+    for user in ("rc-a", "rc-b"):
+        await booking.active_token(new_user(user), concert)
+    nothing = Scope(schedule_id=uuid.uuid4(), user_id=new_user("rc"))
+    assert "active-tokens-within-limit" not in violated(await checks(settings, nothing))
 
-        results = await checks(settings, nothing)
-    finally:
-        await redis.aclose()
+    # An admin lowers the limit below what is active: reported until the tokens finish.
+    lowered = await booking.http.patch(f"/admin/concerts/{concert['id']}/waiting-room",
+                                       json={"max_active": 1}, headers=auth("admin-1", role="admin"))
+    assert lowered.status_code == 200, lowered.text
+    results = await checks(settings, nothing)
 
-    key = f"queue:{{{settings.queue_namespace}}}:active"
-    assert violated(results) == {"active-tokens-within-limit": {key}}
-    assert results["active-tokens-within-limit"].note == "2 active, QUEUE_MAX_ACTIVE 1"
+    assert violated(results)["active-tokens-within-limit"] == {concert["id"]}
+    found = [v.detail for v in results["active-tokens-within-limit"].violations]
+    assert found == ["2 active, max_active 1"]
 
 
 @pytest.fixture
@@ -308,10 +303,11 @@ async def test_a_check_whose_table_is_missing_says_not_checked(
 
     results = await checks(settings, Scope())
 
-    skipped = results["confirmed-ticket-registered"]
-    assert skipped.status == "not checked"
+    skipped, rooms = results["confirmed-ticket-registered"], results["active-tokens-within-limit"]
+    assert (skipped.status, rooms.status) == ("not checked", "not checked")
     assert skipped.note.startswith("not checked: table ticket_sagas does not exist")
-    assert {r.status for name, r in results.items() if name != skipped.name} == {"ok"}
+    assert rooms.note.startswith("not checked: table waiting_rooms does not exist")
+    assert {r.status for name, r in results.items() if name not in (skipped.name, rooms.name)} == {"ok"}
 
 
 async def test_a_bad_setting_or_an_unreachable_store_exits_2_with_one_line(

@@ -1,9 +1,12 @@
 """`booking-worker queue`: waiting-room admission, token and hold expiry.
 
-Moves the head of the line to ACTIVE at QUEUE_ADMIT_PER_SECOND, never above
-QUEUE_MAX_ACTIVE; forgets expired and abandoned tokens (QUEUE_WAIT_GRACE_SECONDS);
-releases seat holds past HOLD_TTL_SECONDS. Configured by the API's environment
-(DATABASE_URL, REDIS_URL, QUEUE_*) plus QUEUE_METRICS_PORT / QUEUE_METRICS_HOST for
+Every tick (0.1 s), for each concert's room with people waiting: gives the pre-queue its
+random order once the sale opens, then moves the head of the line to ACTIVE at the room's
+admit_per_second, never above its max_active (POST /admin/concerts, PATCH
+/admin/concerts/{id}/waiting-room; defaults QUEUE_ADMIT_PER_SECOND / QUEUE_MAX_ACTIVE);
+forgets expired and abandoned tokens (QUEUE_WAIT_GRACE_SECONDS); releases seat holds past
+HOLD_TTL_SECONDS. Configured by the API's environment (DATABASE_URL, REDIS_URL — one
+server or `redis+cluster://host:port` — QUEUE_*) plus QUEUE_METRICS_PORT / QUEUE_METRICS_HOST for
 its /metrics. One process is enough; a second one is safe (every step is atomic).
 """
 
@@ -15,7 +18,7 @@ from prometheus_client import start_http_server
 from services.booking.adapters.database import create_engine
 from services.booking.config import Settings
 from services.common.logging import configure_logging
-from services.common.redis_multiplex import MultiplexedRedis
+from services.common.redis_client import connect_redis
 from services.common.settings import exit_on_help, load_settings_or_exit
 from workers.queue.admission import run
 from workers.queue.config import Settings as QueueWorkerSettings
@@ -23,7 +26,7 @@ from workers.queue.config import Settings as QueueWorkerSettings
 
 async def serve(settings: Settings) -> None:
     engine = create_engine(settings)
-    redis = MultiplexedRedis(str(settings.redis_url), timeout=2)
+    redis = connect_redis(str(settings.redis_url), timeout=2)
     try:
         await run(settings, engine, redis)
     finally:

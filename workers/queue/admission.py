@@ -1,17 +1,20 @@
-"""Queue admission and expiry: the background half of the waiting room and of seat holds."""
+"""Queue admission and expiry: the background half of the waiting rooms and of seat holds."""
 
 import asyncio
 import logging
+import random
+import secrets
 from datetime import UTC, datetime
+from uuid import UUID
 
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.booking.adapters import idempotency_store, reservations
-from services.booking.adapters.waiting_room import WaitingRoom
-from services.booking.config import Settings
-from services.common.redis_multiplex import MultiplexedRedis
+from services.booking.adapters.waiting_room import WaitingRooms
+from services.booking.config import Settings, queue_lifetimes
+from services.common.redis_client import RedisClient
 from workers.queue import metrics
 
 log = logging.getLogger("booking.queue")
@@ -22,18 +25,36 @@ PURGE_EVERY_SECONDS = 3600.0
 IDEMPOTENCY_RETENTION_HOURS = 48
 
 
-async def admit_forever(room: WaitingRoom, settings: Settings) -> None:
-    """Fill the active set up to QUEUE_MAX_ACTIVE as tokens finish, at the capped rate."""
+class Shuffles:
+    """Seeds of the pre-queue shuffles: unpredictable, or fixed (tests) to be reproducible."""
+
+    def __init__(self, seed: int | None = None) -> None:
+        self._random = random.Random(seed) if seed is not None else None  # noqa: S311
+
+    def next(self) -> int:
+        return self._random.getrandbits(31) if self._random else secrets.randbits(31)
+
+
+async def admit_room(rooms: WaitingRooms, concert_id: UUID, seeds: Shuffles) -> None:
+    """One atomic step of one room; a room left with nobody waiting leaves the round."""
+    step = await rooms.admit(concert_id, seeds.next())
+    if step is not None:
+        metrics.observe(concert_id, step)
+        if step.admitted or step.expired or step.abandoned or step.released:
+            log.debug("admission %s %s", concert_id, step)
+    if step is None or not step.waiting:
+        await rooms.forget_if_empty(concert_id)
+        metrics.forget(concert_id)
+
+
+async def admit_forever(rooms: WaitingRooms, seeds: Shuffles) -> None:
+    """Every room with people waiting, each at its own pace, every tick."""
     healthy = True
     while True:
         try:
-            step = await room.admit(
-                settings.queue_max_active, settings.queue_active_ttl_seconds,
-                settings.queue_wait_grace_seconds,
-            )
-            metrics.observe(step, settings.queue_max_active)
-            if step.admitted or step.expired or step.abandoned:
-                log.debug("admission %s", step)
+            waiting = await rooms.rooms_with_waiters()
+            await asyncio.gather(*(admit_room(rooms, concert_id, seeds) for concert_id in waiting))
+            metrics.ROOMS.set(len(waiting))
             if not healthy:
                 log.info("admission resumed: Redis answers again")
             healthy = True
@@ -61,8 +82,9 @@ async def sweep_forever(engine: AsyncEngine) -> None:
         elapsed_since_purge += SWEEP_EVERY_SECONDS
 
 
-async def run(settings: Settings, engine: AsyncEngine, redis: MultiplexedRedis) -> None:
-    room = WaitingRoom(redis, settings.queue_admit_per_second, settings.queue_namespace)
+async def run(settings: Settings, engine: AsyncEngine, redis: RedisClient,
+              shuffle_seed: int | None = None) -> None:
+    rooms = WaitingRooms(redis, queue_lifetimes(settings), settings.queue_namespace)
     async with asyncio.TaskGroup() as group:
-        group.create_task(admit_forever(room, settings))
+        group.create_task(admit_forever(rooms, Shuffles(shuffle_seed)))
         group.create_task(sweep_forever(engine))

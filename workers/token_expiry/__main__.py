@@ -12,11 +12,12 @@ from contextlib import asynccontextmanager
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeout
 
-from services.booking.adapters.waiting_room import WaitingRoom
+from services.booking.adapters.waiting_room import WaitingRooms
 from services.booking.domain.events import QueueTokenExpired
+from services.booking.domain.waiting_room import Lifetimes
 from services.common import topics
 from services.common.logging import configure_logging
-from services.common.redis_multiplex import MultiplexedRedis
+from services.common.redis_client import connect_redis
 from services.common.settings import exit_on_help, load_settings_or_exit
 from workers.common.consumer import EventConsumer, Route
 from workers.common.envelope import Envelope
@@ -38,9 +39,9 @@ def is_outage(error: BaseException) -> bool:
 
 @asynccontextmanager
 async def token_expiry_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
-    redis = MultiplexedRedis(str(settings.redis_url), timeout=5)
-    # Only `expire` is used, which does not depend on the admission rate.
-    room = WaitingRoom(redis, admit_per_second=1, namespace=settings.queue_namespace)
+    redis = connect_redis(str(settings.redis_url), timeout=5)
+    # Only `expire` is used, which does not depend on token lifetimes.
+    room = WaitingRooms(redis, Lifetimes(1, 1), namespace=settings.queue_namespace)
 
     async def on_token_expired(envelope: Envelope) -> None:
         await room.expire(parse_event(QueueTokenExpired, envelope.data).token)

@@ -2,11 +2,10 @@
 
 from typing import Annotated
 
-from pydantic import AnyUrl, Field, UrlConstraints
+from pydantic import Field
 
+from services.booking.config import RedisUrl
 from workers.common.consumer_settings import ConsumerSettings
-
-RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=["redis", "rediss", "unix"])]
 
 
 class Settings(ConsumerSettings):

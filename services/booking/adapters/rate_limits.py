@@ -5,7 +5,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from services.common.redis_multiplex import MultiplexedRedis
+from services.common.redis_client import RedisClient
 
 LUA = Path(__file__).parent / "lua" / "rate_limit.lua"
 BURST_FACTOR = 2  # API.md §1: bursts up to twice the rate
@@ -19,7 +19,7 @@ class Refusal:
 class RateLimiter:
     """Takes one token per request from the caller's bucket (one atomic step in Redis)."""
 
-    def __init__(self, redis: MultiplexedRedis, namespace: str, per_second: int) -> None:
+    def __init__(self, redis: RedisClient, namespace: str, per_second: int) -> None:
         self._namespace = namespace
         self._rate = per_second
         self._take = redis.register_script(LUA.read_text())

@@ -68,3 +68,8 @@ class QueueTokenInvalid(BookingError):
 class QueueTokenNotActive(BookingError):
     code = "QUEUE_TOKEN_NOT_ACTIVE"
     title = "The queue token is still waiting"
+
+
+class QueueNotOpen(BookingError):
+    code = "QUEUE_NOT_OPEN"
+    title = "The waiting room is not open yet"

@@ -2,7 +2,7 @@
 
 Exit 0 when every invariant holds, 1 with the violations and the ids involved, 2 on
 a bad setting or when PostgreSQL or Redis cannot be asked (one line on stderr).
-Settings: DATABASE_URL, REDIS_URL, QUEUE_MAX_ACTIVE, QUEUE_NAMESPACE (API.md §4; the
+Settings: DATABASE_URL, REDIS_URL, QUEUE_NAMESPACE (API.md §4; the
 booking Settings, so KAFKA_BOOTSTRAP_SERVERS and AUTH_JWT_SECRET must be set too).
 """
 
@@ -19,11 +19,11 @@ from rich.table import Table
 from sqlalchemy.exc import SQLAlchemyError
 
 from services.booking.adapters.invariants import Scope
-from services.booking.adapters.waiting_room import WaitingRoom
-from services.booking.config import Settings
+from services.booking.adapters.waiting_room import WaitingRooms
+from services.booking.config import Settings, queue_lifetimes
 from services.booking.service_layer.reconcile import CheckResult, check_active_tokens, check_database
 from services.common.engines import create_private_engine
-from services.common.redis_multiplex import MultiplexedRedis
+from services.common.redis_client import connect_redis
 from services.common.settings import load_settings_or_exit
 
 STYLES = {"ok": "green", "violated": "bold red", "not checked": "yellow"}
@@ -49,16 +49,15 @@ async def run_checks(
         settings.database_dsn, pool_size=1, max_overflow=0,
         connect_args={"timeout": 5, "server_settings": {"application_name": "booking-reconcile"}},
     )
-    redis = MultiplexedRedis(str(settings.redis_url), timeout=5, connect_timeout=5)
+    redis = connect_redis(str(settings.redis_url), timeout=5, connect_timeout=5)
     try:
         try:
             results = await check_database(engine, scope, grace_seconds, max_ids)
         except (OSError, SQLAlchemyError) as error:
             raise Unreachable(f"PostgreSQL: {_first_line(error)}") from None
-        room = WaitingRoom(redis, settings.queue_admit_per_second, settings.queue_namespace)
+        rooms = WaitingRooms(redis, queue_lifetimes(settings), settings.queue_namespace)
         try:
-            results.append(await check_active_tokens(
-                room, settings.queue_namespace, settings.queue_max_active))
+            results.append(await check_active_tokens(engine, rooms))
         except (OSError, RedisError) as error:
             raise Unreachable(f"Redis: {_first_line(error)}") from None
     finally:

@@ -1,23 +1,40 @@
 """Admin catalogue changes and public browsing."""
 
+import dataclasses
+import logging
 from datetime import datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncConnection
+from redis.exceptions import RedisError
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.booking.adapters import catalogue
+from services.booking.adapters.waiting_room import WaitingRooms
 from services.booking.domain.errors import NotFound
+from services.booking.domain.waiting_room import RoomPolicy
+from services.booking.service_layer.waiting_rooms import open_room
+
+log = logging.getLogger(__name__)
 
 
 async def create_concert(
-    conn: AsyncConnection, title: str, venue: str, schedules: list[dict[str, Any]]
+    engine: AsyncEngine, rooms: WaitingRooms, title: str, venue: str,
+    schedules: list[dict[str, Any]], room: RoomPolicy, by: str,
 ) -> dict[str, Any]:
+    """The new concert with its schedules and its waiting room's policy."""
     concert_id = uuid4()
     planned = [{**schedule, "id": uuid4()} for schedule in schedules]
-    await catalogue.add_concert(conn, concert_id, title, venue, planned)
-    return {"id": concert_id, "title": title, "venue": venue, "schedules": planned}
+    async with engine.begin() as conn:
+        await catalogue.add_concert(conn, concert_id, title, venue, planned)
+        opened = await open_room(conn, concert_id, room, by)
+    try:
+        await rooms.publish(opened)
+    except RedisError as error:  # the first token asked for installs it from PostgreSQL
+        log.warning("waiting room of concert %s not yet in Redis: %s", concert_id, error)
+    return {"id": concert_id, "title": title, "venue": venue, "schedules": planned,
+            "waiting_room": dataclasses.asdict(room)}
 
 
 async def list_schedules(

@@ -1,14 +1,15 @@
 """Check the system's invariants across PostgreSQL and Redis (`booking-reconcile`)."""
 
+import asyncio
 from dataclasses import dataclass
 from typing import Literal
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.booking.adapters import invariants
+from services.booking.adapters import invariants, room_rows
 from services.booking.adapters.invariants import Invariant, Scope, Violation
-from services.booking.adapters.waiting_room import QueueKeys, WaitingRoom
+from services.booking.adapters.waiting_room import WaitingRooms
 
 Status = Literal["ok", "violated", "not checked"]
 ACTIVE_TOKENS = "active-tokens-within-limit"
@@ -53,11 +54,16 @@ def _not_checked(invariant: Invariant) -> CheckResult:
     return CheckResult(invariant.name, invariant.rule, "not checked", note=note)
 
 
-async def check_active_tokens(room: WaitingRoom, namespace: str, max_active: int) -> CheckResult:
-    active = await room.active_count()
-    rule = "active queue tokens <= QUEUE_MAX_ACTIVE"
-    note = f"{active} active, QUEUE_MAX_ACTIVE {max_active}"
-    if active <= max_active:
-        return CheckResult(ACTIVE_TOKENS, rule, "ok", note=note)
-    excess = Violation(QueueKeys(namespace).key("active"), f"{active - max_active} tokens over the limit")
-    return CheckResult(ACTIVE_TOKENS, rule, "violated", (excess,), 1, note)
+async def check_active_tokens(engine: AsyncEngine, rooms: WaitingRooms) -> CheckResult:
+    """Every room's active tokens against its own max_active."""
+    rule = "active queue tokens <= the room's max_active"
+    async with engine.connect() as conn:
+        if not await invariants.table_exists(conn, "waiting_rooms"):
+            note = "not checked: table waiting_rooms does not exist (migrations not applied?)"
+            return CheckResult(ACTIVE_TOKENS, rule, "not checked", note=note)
+        known = await room_rows.rooms(conn)
+    counts = await asyncio.gather(*(rooms.counts(room.concert_id) for room in known))
+    over = [Violation(str(room.concert_id), f"{count.active} active, max_active {room.policy.max_active}")
+            for room, count in zip(known, counts, strict=True) if count.active > room.policy.max_active]
+    note = f"{len(known)} waiting rooms, {sum(count.active for count in counts)} active tokens"
+    return CheckResult(ACTIVE_TOKENS, rule, "violated" if over else "ok", tuple(over), len(over), note)

@@ -16,7 +16,14 @@ from services.booking.entrypoints.api.logs import configure_api_logging
 from services.booking.entrypoints.api.messages import Response
 from services.booking.entrypoints.api.metrics import POOLS, forget_process
 from services.booking.entrypoints.api.metrics_server import start_metrics_server
-from services.booking.entrypoints.api.routes import catalogue, payments, points, queue, reservations
+from services.booking.entrypoints.api.routes import (
+    catalogue,
+    payments,
+    points,
+    queue,
+    reservations,
+    waiting_rooms,
+)
 from services.booking.entrypoints.api.servers import BookingApp
 from services.booking.entrypoints.api.services import Services, open_services
 from services.common import batched_metrics
@@ -26,8 +33,8 @@ TITLE = "Concert booking API"
 VERSION = "1.0.0"
 DESCRIPTION = "Sells each seat once, takes each payment once. See API.md."
 ENDPOINTS: list[Endpoint] = [
-    *catalogue.ENDPOINTS, *queue.ENDPOINTS, *points.ENDPOINTS, *reservations.ENDPOINTS,
-    *payments.ENDPOINTS, *health.ENDPOINTS,
+    *catalogue.ENDPOINTS, *waiting_rooms.ENDPOINTS, *queue.ENDPOINTS, *points.ENDPOINTS,
+    *reservations.ENDPOINTS, *payments.ENDPOINTS, *health.ENDPOINTS,
 ]
 
 

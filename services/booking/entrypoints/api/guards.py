@@ -6,6 +6,7 @@ import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from uuid import UUID
 
 import jwt
 from redis.exceptions import RedisError
@@ -75,12 +76,20 @@ def present_queue_token(token: str | None) -> str:
     return token
 
 
-async def require_active_token(services: Services, caller: Caller, token: str | None) -> str:
-    """The caller's ACTIVE queue token, or the error the queue guard answers."""
+async def require_active_token(
+    services: Services, caller: Caller, token: str | None, concert_id: UUID | None
+) -> str:
+    """The caller's ACTIVE queue token for the concert, or the error the queue guard answers.
+
+    `concert_id` None: the target is unknown (or not the caller's), which the route answers
+    with 404 after this guard; any of the caller's active tokens lets it get that far.
+    """
     token = present_queue_token(token)
-    state = await services.waiting_room.state(token, touch=False)
+    state = await services.waiting_rooms.state(token, touch=False)
     if state is None or state.user_id != caller.user_id:
         raise QueueTokenInvalid()
+    if concert_id is not None and state.concert_id != concert_id:
+        raise QueueTokenInvalid("the queue token was issued for another concert")
     if state.ticket.status != "ACTIVE":
         raise QueueTokenNotActive(f"position {state.ticket.position} in line")
     return token

@@ -12,7 +12,8 @@ from services.booking.entrypoints.api.schemas import Problem
 
 REF = "#/components/schemas/{model}"
 HEADER_DOCS = {
-    "X-Queue-Token": "The caller's queue token (POST /queue/tokens); ACTIVE where a route acts.",
+    "X-Queue-Token": "The caller's queue token (POST /queue/tokens) for the concert of the schedule or"
+                     " reservation acted on; ACTIVE where a route acts.",
     "Idempotency-Key": "1-128 printable characters; a repeat replays the first completed answer.",
     "Retry-After": "Whole seconds after which asking again is worth it.",
     "WWW-Authenticate": "The scheme to authenticate with: Bearer.",

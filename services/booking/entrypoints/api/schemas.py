@@ -4,7 +4,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
 
 
 class Body(BaseModel):
@@ -40,10 +40,45 @@ class ScheduleIn(Body):
     price: Annotated[int, Field(ge=1, le=10_000_000, strict=True)]
 
 
+AdmitPerSecond = Annotated[int, Field(ge=1, le=10_000, strict=True)]
+MaxActive = Annotated[int, Field(ge=1, le=100_000, strict=True)]
+Moment = Annotated[AwareDatetime, AfterValidator(representable_in_utc)]
+
+
+class WaitingRoomIn(Body):
+    """A new concert's waiting room; what is left out takes QUEUE_* defaults, open now."""
+
+    admit_per_second: AdmitPerSecond | None = None
+    max_active: MaxActive | None = None
+    queue_opens_at: Moment | None = None
+    sale_opens_at: Moment | None = None
+
+    @model_validator(mode="after")
+    def queue_opens_first(self) -> "WaitingRoomIn":
+        if self.queue_opens_at and self.sale_opens_at and self.sale_opens_at < self.queue_opens_at:
+            raise ValueError("sale_opens_at must not come before queue_opens_at")
+        return self
+
+
+class WaitingRoomPatch(Body):
+    """An admin's change to a room during the sale: any of these, at least one."""
+
+    admit_per_second: AdmitPerSecond | None = None
+    max_active: MaxActive | None = None
+    paused: Annotated[bool, Field(strict=True)] | None = None
+
+    @model_validator(mode="after")
+    def changes_something(self) -> "WaitingRoomPatch":
+        if self.admit_per_second is None and self.max_active is None and self.paused is None:
+            raise ValueError("give at least one of admit_per_second, max_active, paused")
+        return self
+
+
 class ConcertIn(Body):
     title: Text200
     venue: Text200
     schedules: Annotated[list[ScheduleIn], Field(min_length=1, max_length=100)]
+    waiting_room: WaitingRoomIn | None = None
 
 
 class ScheduleOut(BaseModel):
@@ -53,11 +88,26 @@ class ScheduleOut(BaseModel):
     price: int
 
 
+class WaitingRoomPolicyOut(BaseModel):
+    admit_per_second: int
+    max_active: int
+    queue_opens_at: datetime | None
+    sale_opens_at: datetime | None
+
+
+class WaitingRoomOut(WaitingRoomPolicyOut):
+    concert_id: UUID
+    status: Literal["CLOSED", "PRE_QUEUE", "OPEN", "PAUSED"]
+    waiting: int
+    active: int
+
+
 class ConcertOut(BaseModel):
     id: UUID
     title: str
     venue: str
     schedules: list[ScheduleOut]
+    waiting_room: WaitingRoomPolicyOut
 
 
 class ConcertSummary(BaseModel):
@@ -88,11 +138,16 @@ class SeatList(BaseModel):
     items: list[SeatOut]
 
 
+class QueueTokenIn(Body):
+    concert_id: UUID
+
+
 class QueueTokenOut(BaseModel):
     token: str
-    status: Literal["WAITING", "ACTIVE"]
-    position: int
-    eta_seconds: int
+    concert_id: UUID
+    status: Literal["PRE_QUEUE", "WAITING", "ACTIVE"]
+    position: int | None
+    eta_seconds: int | None
     expires_at: datetime | None
 
 

@@ -1,5 +1,6 @@
 """Admin concert creation and public browsing."""
 
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import orjson
@@ -20,10 +21,13 @@ from services.booking.service_layer import concerts
 
 async def create_concert(call: Call) -> ConcertOut:
     body = await call.body(ConcertIn)
-    async with call.services.engine.begin() as conn:
-        created = await concerts.create_concert(
-            conn, body.title, body.venue, [s.model_dump() for s in body.schedules]
-        )
+    services = call.services
+    asked = body.waiting_room.model_dump(exclude_none=True) if body.waiting_room else {}
+    created = await concerts.create_concert(
+        services.engine, services.waiting_rooms, body.title, body.venue,
+        [s.model_dump() for s in body.schedules], replace(services.room_defaults, **asked),
+        call.user.user_id,
+    )
     return ConcertOut.model_validate(created)
 
 

@@ -43,7 +43,8 @@ async def pay(call: Call) -> Response:
     # whose token still passes is answered by run_once, whose claim finds the stored
     # response; so the store is read only then, sparing every first attempt a transaction.
     try:
-        token = await require_active_token(services, caller, call.header("x-queue-token"))
+        concert_id = await services.concerts.of_reservation(body.reservation_id, caller.user_id)
+        token = await require_active_token(services, caller, call.header("x-queue-token"), concert_id)
     except (BookingError, RedisError):
         if (replayed := await idempotency.stored_response(services.reads, key)) is not None:
             return replayed
@@ -60,7 +61,7 @@ async def pay(call: Call) -> Response:
                                          key_limit=services.settings.idempotency_keys_per_user)
     if response.status == 201:
         try:
-            await services.waiting_room.expire(token)
+            await services.waiting_rooms.expire(token)
         except RedisError:
             # The outbox carries a QueueTokenExpired event; its consumer finishes the job.
             log.warning("queue token not expired in Redis after payment; the event will")

@@ -1,4 +1,4 @@
-"""The waiting room: take a place in line, ask where you stand."""
+"""The waiting rooms: take a place in a concert's line, ask where you stand."""
 
 import random
 
@@ -7,36 +7,41 @@ from services.booking.domain.waiting_queue import QueueTicket, retry_after_secon
 from services.booking.entrypoints.api.guards import present_queue_token
 from services.booking.entrypoints.api.http import Call, Endpoint, reply
 from services.booking.entrypoints.api.messages import Response
-from services.booking.entrypoints.api.schemas import QueueTokenOut
+from services.booking.entrypoints.api.schemas import QueueTokenIn, QueueTokenOut
+from services.booking.service_layer import waiting_rooms
 
 
-def _answer(call: Call, ticket: QueueTicket, status: int) -> Response:
+def _answer(ticket: QueueTicket, admit_per_second: int, status: int) -> Response:
     """The ticket; while it waits, with the Retry-After that paces its next poll."""
     response = reply(QueueTokenOut.model_validate(ticket, from_attributes=True), status)
-    if ticket.status == "WAITING":
-        rate = call.services.settings.queue_admit_per_second
-        seconds = retry_after_seconds(ticket.position, rate, random.uniform(0.8, 1.2))  # noqa: S311
-        response.headers["Retry-After"] = str(seconds)
+    if ticket.status == "WAITING" and ticket.position is not None:
+        jitter = random.uniform(0.8, 1.2)  # noqa: S311
+        response.headers["Retry-After"] = str(retry_after_seconds(ticket.position, admit_per_second, jitter))
     return response
 
 
 async def issue_token(call: Call) -> Response:
-    ticket, created = await call.services.waiting_room.issue(call.user.user_id)
-    return _answer(call, ticket, 201 if created else 200)
+    body = await call.body(QueueTokenIn)
+    services = call.services
+    issued = await waiting_rooms.issue_token(
+        services.engine, services.waiting_rooms, body.concert_id, call.user.user_id,
+        services.room_defaults)
+    return _answer(issued.ticket, issued.admit_per_second, 201 if issued.created else 200)
 
 
 async def my_token(call: Call) -> Response:
     token = present_queue_token(call.header("x-queue-token"))
-    state = await call.services.waiting_room.state(token)
+    state = await call.services.waiting_rooms.state(token)
     if state is None or state.user_id != call.user.user_id:
         raise QueueTokenInvalid()
-    return _answer(call, state.ticket, 200)
+    return _answer(state.ticket, state.admit_per_second, 200)
 
 
 ENDPOINTS = [
-    Endpoint("POST", "/queue/tokens", issue_token, 201, QueueTokenOut,
-             also={200: "the caller's live token, again"}, reply_headers=("Retry-After",), tag="queue",
-             summary="Take a place in the waiting room's line"),
+    Endpoint("POST", "/queue/tokens", issue_token, 201, QueueTokenOut, body=QueueTokenIn,
+             errors=(404, 409), also={200: "the caller's live token for this concert, again"},
+             reply_headers=("Retry-After",), tag="queue",
+             summary="Take a place in a concert's waiting room (409 QUEUE_NOT_OPEN before it opens)"),
     Endpoint("GET", "/queue/tokens/me", my_token, response=QueueTokenOut,
              headers=("X-Queue-Token",), reply_headers=("Retry-After",), tag="queue",
              summary="Where the caller's token stands (Retry-After while WAITING)"),

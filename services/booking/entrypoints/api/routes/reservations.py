@@ -53,7 +53,8 @@ def _out(reservation: Reservation, now: datetime) -> ReservationOut:
 async def hold(call: Call) -> ReservationOut:
     body = await call.body(HoldIn)
     services, user_id = call.services, call.user.user_id
-    await require_active_token(services, call.user, call.header("x-queue-token"))
+    concert_id = await services.concerts.of_schedule(body.schedule_id)
+    await require_active_token(services, call.user, call.header("x-queue-token"), concert_id)
     settings = services.settings
     async with crowd_control(services, body.schedule_id, body.seat_no):
         now = datetime.now(UTC)
@@ -74,7 +75,8 @@ async def get(call: Call) -> ReservationOut:
 
 async def cancel(call: Call) -> Response:
     reservation_id = call.path_id("reservation_id")
-    await require_active_token(call.services, call.user, call.header("x-queue-token"))
+    concert_id = await call.services.concerts.of_reservation(reservation_id, call.user.user_id)
+    await require_active_token(call.services, call.user, call.header("x-queue-token"), concert_id)
     async with call.services.engine.begin() as conn:
         await reservations.cancel_reservation(
             conn, call.user.user_id, reservation_id, datetime.now(UTC)
