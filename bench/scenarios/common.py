@@ -12,6 +12,11 @@ from bench.report import Outcome
 from bench.stack import RunningStack
 from bench.stats import Summary, summaries
 
+# Rooms that let everyone in at once, within the bounds a room accepts (API.md §2:
+# admit_per_second ≤ 10,000, max_active ≤ 100,000): for the scenarios whose subject is
+# not the waiting room.
+OPEN_ROOMS = {"QUEUE_ADMIT_PER_SECOND": "10000", "QUEUE_MAX_ACTIVE": "100000"}
+
 
 def log_dir(options: argparse.Namespace, scenario: str) -> Path:
     path: Path = options.log_dir / scenario

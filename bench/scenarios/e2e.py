@@ -13,13 +13,21 @@ from urllib.parse import urlsplit
 from bench import checks, hops
 from bench.httpclient import Client, json_of
 from bench.report import Outcome, latency, ms, statuses
-from bench.scenarios.common import cpu_rows, log_dir, prefix, request_summaries, run_flow, stack_options
+from bench.scenarios.common import (
+    OPEN_ROOMS,
+    cpu_rows,
+    log_dir,
+    prefix,
+    request_summaries,
+    run_flow,
+    stack_options,
+)
 from bench.stack import RunningStack, running_stack
 from bench.stats import Summary
 
 PRICE = 1_000
 CHARGE = 10_000_000
-SETTINGS = {"QUEUE_ADMIT_PER_SECOND": "1000000", "QUEUE_MAX_ACTIVE": "1000000"}
+SETTINGS = OPEN_ROOMS
 NEEDED_PARTS = {"relay", "saga", "notifier"}
 SIMULATORS = {"venue": "VENUE_API_URL", "kakao": "KAKAO_API_URL", "sms": "SMS_API_URL"}
 SIMULATOR_RECORDS = 10_000  # each simulator remembers this many calls

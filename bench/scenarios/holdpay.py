@@ -11,7 +11,7 @@ from bench import checks
 from bench.cpu import cpu_seconds
 from bench.pgbench import PgbenchResult, run_pgbench
 from bench.report import Outcome, latency, statuses
-from bench.scenarios.common import generator_load, log_dir, prefix, request_summaries, run_flow
+from bench.scenarios.common import OPEN_ROOMS, generator_load, log_dir, prefix, request_summaries, run_flow
 from bench.stack import running_stack
 
 PRICE = 1_000
@@ -21,8 +21,7 @@ PRICE = 1_000
 # that rate its backlog grows by design, so the venue simulator gets a limit above the
 # payment rate here and the drain measures the workers, not the contract. Every buyer
 # has a phone, so the notifier sends each confirmation to Kakao, under a limit as high.
-SETTINGS = {"QUEUE_ADMIT_PER_SECOND": "1000000", "QUEUE_MAX_ACTIVE": "1000000",
-            "QUEUE_WAIT_GRACE_SECONDS": "3600", "QUEUE_ACTIVE_TTL_SECONDS": "3600",
+SETTINGS = {**OPEN_ROOMS, "QUEUE_WAIT_GRACE_SECONDS": "3600", "QUEUE_ACTIVE_TTL_SECONDS": "3600",
             "VENUE_RATE_PER_SECOND": "2000", "KAKAO_RATE_PER_SECOND": "2000"}
 PHONE = "01000000000"
 MOST_PAYMENTS_PER_SECOND = 1_500  # users are prepared for this rate (DESIGN.md's old target)

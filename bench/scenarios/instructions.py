@@ -22,12 +22,12 @@ from bench import checks
 from bench.api import BookingApi, User
 from bench.httpclient import Client
 from bench.report import Outcome
-from bench.scenarios.common import log_dir
+from bench.scenarios.common import OPEN_ROOMS, log_dir
 from bench.stack import RunningStack, running_stack
 from bench.stats import Recorder
 
 REQUESTS = 100
-SETTINGS = {"QUEUE_ADMIT_PER_SECOND": "1000000", "QUEUE_MAX_ACTIVE": "1000000"}
+SETTINGS = OPEN_ROOMS
 T = TypeVar("T")
 THREAD_TOTAL = re.compile(r"Th \d+\s+([\d,]+)")
 

@@ -13,13 +13,13 @@ import psutil
 from bench import checks
 from bench.loadgen import collect, spawn
 from bench.report import Outcome
-from bench.scenarios.common import flow_spec, log_dir, prefix, stack_options
+from bench.scenarios.common import OPEN_ROOMS, flow_spec, log_dir, prefix, stack_options
 from bench.stack import RunningStack, running_stack
 from services.common.broker_offsets import BrokerOffsets, consumer_groups
 
 MB = 1024 * 1024
 STEADY_LIMIT_MB = 150  # DESIGN.md: every process of ours ≤ 150 MB steady
-SETTINGS = {"QUEUE_ADMIT_PER_SECOND": "1000000", "QUEUE_MAX_ACTIVE": "1000000"}
+SETTINGS = OPEN_ROOMS
 # Servers are reported, not judged: PostgreSQL's RSS counts the shared buffers a
 # backend has touched, and they are not ours to trim.
 SERVERS = ("postgres", "redis", "broker", "simulator")

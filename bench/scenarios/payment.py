@@ -8,6 +8,7 @@ from bench import checks
 from bench.pgbench import run_pgbench
 from bench.report import Outcome, latency, statuses
 from bench.scenarios.common import (
+    OPEN_ROOMS,
     cpu_rows,
     generator_load,
     log_dir,
@@ -21,7 +22,7 @@ from bench.stack import running_stack
 PRICE = 1_000
 CHARGE = 10_000_000  # the most one charge may add: 10,000 seats at PRICE
 # The waiting room is not what this scenario measures: admission is made instant.
-SETTINGS = {"QUEUE_ADMIT_PER_SECOND": "1000000", "QUEUE_MAX_ACTIVE": "1000000"}
+SETTINGS = OPEN_ROOMS
 
 
 def run(options: argparse.Namespace) -> Outcome:
