@@ -8,6 +8,7 @@ and queue tokens are masked in every line, tracebacks included (services/common/
 """
 
 import logging
+import os
 import sys
 import threading
 import time
@@ -115,8 +116,10 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
         super().__init__(stream)
         self._lines: list[str] = []
         self._chars = 0
-        threading.Thread(target=_flush_every_interval, args=(weakref.ref(self),),
-                         name="log-flusher", daemon=True).start()
+        _start_flusher(self)
+        # A forked child has no flusher thread, and the parent writes what was pending.
+        handler_ref = weakref.ref(self)
+        os.register_at_fork(after_in_child=lambda: _restart_in_child(handler_ref))
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
@@ -140,6 +143,17 @@ class BatchedStreamHandler(logging.StreamHandler):  # type: ignore[type-arg]
                 except (OSError, ValueError):  # stderr closed: nowhere left to say it
                     return
             super().flush()
+
+
+def _start_flusher(handler: BatchedStreamHandler) -> None:
+    threading.Thread(target=_flush_every_interval, args=(weakref.ref(handler),),
+                     name="log-flusher", daemon=True).start()
+
+
+def _restart_in_child(handler_ref: "weakref.ref[BatchedStreamHandler]") -> None:
+    if (handler := handler_ref()) is not None:
+        handler._lines, handler._chars = [], 0
+        _start_flusher(handler)
 
 
 def _flush_every_interval(handler_ref: "weakref.ref[BatchedStreamHandler]") -> None:

@@ -148,3 +148,29 @@ def test_structured_values_are_masked_by_key_and_phone_numbers_anywhere() -> Non
               "to": ["01099998888"], "X-Queue-Token": "qqqqqqqqqqqq", "note": "call +12025550123"}
     assert redact(letter) == {"token": "abcd…", "amount": 100_000_000, "to": ["*******8888"],
                               "X-Queue-Token": "qqqq…", "note": "call +*******0123"}
+
+
+def test_a_forked_child_writes_its_lines_without_exiting_and_not_its_parents() -> None:
+    script = ("import logging, os, sys, time\n"
+              "from services.common.logging import configure_logging\n"
+              "configure_logging('probe', 'INFO', False)\n"
+              "logging.getLogger('probe').info('before the fork')\n"
+              "if os.fork() == 0:\n"
+              "    logging.getLogger('probe').info('from the child')\n"
+              "    time.sleep(60)\n"
+              "    os._exit(0)\n")
+    process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
+    assert process.stderr is not None
+    lines: list[str] = []
+    try:
+        # The parent exits at once (flushing its own line); the child lives on, so its line
+        # can only come from a flusher of its own.
+        while not lines or not lines[-1].endswith("from the child\n"):
+            line = process.stderr.readline()
+            assert line, f"the child's line never came: {lines}"
+            lines.append(line)
+    finally:
+        subprocess.run(["pkill", "-f", "from the child"], check=False)
+        process.wait()
+        process.stderr.close()
+    assert sum("before the fork" in line for line in lines) == 1, lines
