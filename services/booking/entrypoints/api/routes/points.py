@@ -8,8 +8,9 @@ import asyncpg
 from services.booking.adapters import wallets
 from services.booking.adapters.database import driver_transaction
 from services.booking.adapters.idempotency_store import IdempotencyKey
+from services.booking.domain.errors import BalanceLimitExceeded
 from services.booking.entrypoints.api import idempotency
-from services.booking.entrypoints.api.guards import checked_idempotency_key
+from services.booking.entrypoints.api.guards import IDEMPOTENCY, checked_idempotency_key
 from services.booking.entrypoints.api.http import Call, Endpoint
 from services.booking.entrypoints.api.messages import Response
 from services.booking.entrypoints.api.problems import ApiError
@@ -65,7 +66,8 @@ ENDPOINTS = [
     Endpoint("GET", "/points", get_balance, response=Balance, tag="points",
              summary="The caller's point balance"),
     Endpoint("POST", "/points/charge", charge, response=Balance, body=ChargeIn,
-             headers=("Idempotency-Key?",), errors=(409,), tag="points", summary="Add points"),
+             headers=("Idempotency-Key?",), errors=(BalanceLimitExceeded, *IDEMPOTENCY), tag="points",
+             summary="Add points"),
     Endpoint("GET", "/points/history", history, response=HistoryPage, query=HistoryQuery,
              tag="points", summary="The caller's point history, newest first"),
 ]
