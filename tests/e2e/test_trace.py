@@ -25,6 +25,10 @@ async def test_the_payment_trace_id_reaches_both_providers_and_the_worker_logs(s
     assert venue and {call.headers.get("x-trace-id") for call in venue} == {trace_id}
     assert kakao and {call.headers.get("x-trace-id") for call in kakao} == {trace_id}
 
+    # The workers log an outcome after committing it: wait for the lines, not just the effects.
+    await eventually(lambda: _logged(stack.workers["saga"], trace_id, "confirmed"), 30, "the saga's line")
+    await eventually(lambda: _logged(stack.workers["notifier"], trace_id, "delivered:kakao"), 30,
+                     "the notifier's line")
     saga = _records(stack.workers["saga"], trace_id)
     assert any(r["logger"] == "workers.saga" and r.get("outcome") == "confirmed" for r in saga), saga
     assert all(r["service"] == "ticket-saga" for r in saga)
@@ -56,6 +60,10 @@ async def _pay_with_trace(stack: Stack, trace_id: str) -> Paid:
                            payment=body["id"])
     assert [row["trace_id"] for row in rows] == [trace_id]
     return Paid(user, phone, body["id"], body["ticket"]["id"], body["reservation_id"], schedule_id, 1)
+
+
+async def _logged(worker: WorkerProcess, trace_id: str, outcome: str) -> bool:
+    return any(record.get("outcome") == outcome for record in _records(worker, trace_id))
 
 
 def _records(worker: WorkerProcess, trace_id: str) -> list[dict[str, Any]]:
