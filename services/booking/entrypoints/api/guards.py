@@ -13,14 +13,29 @@ from redis.exceptions import RedisError
 
 from services.booking.adapters.rate_limits import RateLimiter
 from services.booking.config import Network
-from services.booking.domain.errors import QueueTokenInvalid, QueueTokenNotActive
+from services.booking.domain.errors import (
+    IdempotencyKeyInProgress,
+    IdempotencyKeyReused,
+    QueueTokenInvalid,
+    QueueTokenNotActive,
+)
 from services.booking.entrypoints.api.auth import TokenRefused
-from services.booking.entrypoints.api.problems import ApiError, unauthenticated
+from services.booking.entrypoints.api.problems import (
+    DEPENDENCY_UNAVAILABLE,
+    VALIDATION_FAILED,
+    ApiError,
+    Declared,
+    unauthenticated,
+)
 from services.booking.entrypoints.api.services import Services
 
 log = logging.getLogger(__name__)
 SUBJECT = re.compile(r"[A-Za-z0-9_-]{1,64}")
 IDEMPOTENCY_KEY = re.compile(r"[\x20-\x7e]{1,128}")
+QUEUE_TOKEN_MAX_LENGTH = 200
+# The errors a route declares for the guards it runs (Endpoint.errors).
+QUEUE_GUARD: tuple[Declared, ...] = (QueueTokenInvalid, QueueTokenNotActive, DEPENDENCY_UNAVAILABLE)
+IDEMPOTENCY: tuple[Declared, ...] = (VALIDATION_FAILED, IdempotencyKeyReused, IdempotencyKeyInProgress)
 
 
 @dataclass(frozen=True)
@@ -71,7 +86,7 @@ async def authenticate(services: Services, authorization: str | None) -> Caller:
 
 def present_queue_token(token: str | None) -> str:
     """The X-Queue-Token header's value, or QUEUE_TOKEN_INVALID when it cannot be one."""
-    if not token or len(token) > 200:
+    if not token or len(token) > QUEUE_TOKEN_MAX_LENGTH:
         raise QueueTokenInvalid("an X-Queue-Token header is required")
     return token
 

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ValidationError
 
 from services.booking.entrypoints.api.guards import Caller, authenticate, client_address, within_limit
 from services.booking.entrypoints.api.messages import Request, Response
-from services.booking.entrypoints.api.problems import ApiError, error_response, validation_failed
+from services.booking.entrypoints.api.problems import ApiError, Declared, error_response, validation_failed
 from services.booking.entrypoints.api.services import Services
 
 Model = TypeVar("Model", bound=BaseModel)
@@ -92,6 +92,20 @@ Handler = Callable[[Call], Awaitable[BaseModel | Response]]
 
 
 @dataclass(frozen=True)
+class Link:
+    """An OpenAPI link: the operation `target` ("METHOD /path") can use what this one answered.
+
+    `parameters` and `body` map the target's inputs to runtime expressions such as
+    "$response.body#/id".
+    """
+
+    name: str
+    target: str
+    parameters: dict[str, str] = field(default_factory=dict)
+    body: dict[str, str] | None = None
+
+
+@dataclass(frozen=True)
 class Endpoint:
     """One operation of the API: what it accepts, answers and documents."""
 
@@ -104,9 +118,10 @@ class Endpoint:
     query: type[BaseModel] | None = None
     access: Access = "user"
     headers: tuple[str, ...] = ()  # request headers the operation reads, from HEADER_DOCS
-    errors: tuple[int, ...] = ()  # statuses of the business rules it enforces
+    errors: tuple[Declared, ...] = ()  # its rules' and guards' refusals (the layer's: openapi.py)
     also: dict[int, str] = field(default_factory=dict)  # other successes: status → description
     reply_headers: tuple[str, ...] = ()  # response headers of its successes, from HEADER_DOCS
+    links: tuple[Link, ...] = ()  # the operations that use what it creates
     tag: str = ""
     summary: str = ""
     documented: bool = True

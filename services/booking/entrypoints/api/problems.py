@@ -2,6 +2,7 @@
 
 import logging
 from collections.abc import Mapping
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -37,6 +38,33 @@ HTTP_CODES = {
     405: "METHOD_NOT_ALLOWED", 413: "PAYLOAD_TOO_LARGE", 415: "UNSUPPORTED_MEDIA_TYPE",
     422: "VALIDATION_FAILED", 429: "RATE_LIMITED", 500: "INTERNAL_ERROR", 503: "DEPENDENCY_UNAVAILABLE",
 }
+
+
+@dataclass(frozen=True)
+class Refusal:
+    """An answer an endpoint declares it may give (for the document): its status and code."""
+
+    status: int
+    code: str
+
+
+UNAUTHENTICATED = Refusal(401, "UNAUTHENTICATED")
+FORBIDDEN = Refusal(403, "FORBIDDEN")
+PAYLOAD_TOO_LARGE = Refusal(413, "PAYLOAD_TOO_LARGE")
+UNSUPPORTED_MEDIA_TYPE = Refusal(415, "UNSUPPORTED_MEDIA_TYPE")
+VALIDATION_FAILED = Refusal(422, "VALIDATION_FAILED")
+RATE_LIMITED = Refusal(429, "RATE_LIMITED")
+DEPENDENCY_UNAVAILABLE = Refusal(503, "DEPENDENCY_UNAVAILABLE")
+CONFLICT = Refusal(409, "CONFLICT")  # a write that lost a race to a database constraint
+IDEMPOTENCY_KEY_REQUIRED = Refusal(400, "IDEMPOTENCY_KEY_REQUIRED")
+Declared = type[errors.BookingError] | Refusal  # what Endpoint.errors lists
+
+
+def refusal(declared: Declared) -> Refusal:
+    """The status and code a declared error is answered with."""
+    if isinstance(declared, Refusal):
+        return declared
+    return Refusal(STATUS_OF.get(declared, 409), declared.code)
 
 
 class ApiError(Exception):

@@ -1,10 +1,18 @@
 """Request and response bodies of API.md §2."""
 
-from datetime import UTC, datetime
-from typing import Annotated, Literal
+from datetime import datetime
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
-from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+from pydantic import (
+    AfterValidator,
+    AwareDatetime,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 
 
 class Body(BaseModel):
@@ -22,31 +30,64 @@ def storable_text(value: str) -> str:
     return value
 
 
-def representable_in_utc(value: datetime) -> datetime:
-    """Refuse a time whose UTC equivalent falls outside years 1..9999 (the driver's range)."""
-    try:
-        value.astimezone(UTC)
-    except OverflowError:
-        raise ValueError("is outside the supported range of dates") from None
+FIRST_YEAR, LAST_YEAR = 2, 9998
+# The same years as a pattern, so the document says what the validator refuses.
+YEARS = "^(?:000[2-9]|00[1-9][0-9]|0[1-9][0-9]{2}|[1-8][0-9]{3}|9[0-8][0-9]{2}|99[0-8][0-9]|999[0-8])-"
+
+
+def within_supported_years(value: datetime) -> datetime:
+    """Refuse years 1 and 9999, whose times may fall outside the driver's range in UTC."""
+    if not FIRST_YEAR <= value.year <= LAST_YEAR:
+        raise ValueError(f"is outside the supported range of dates (years {FIRST_YEAR}-{LAST_YEAR})")
     return value
 
 
-Text200 = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(storable_text)]
+def integral(value: object) -> object:
+    """A number JSON Schema calls an integer (1.0 is one) as an int; anything else as it came."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value
+
+
+def decimals_up_to(limit: int) -> str:
+    """A pattern of the decimal numbers 1..limit, leading zeros allowed: the document's form of
+    a range check made on a string."""
+    digits = str(limit)
+    choices = [f"[1-9][0-9]{{0,{len(digits) - 2}}}"]
+    for place, digit in enumerate(digits):
+        lowest, highest = (1 if place == 0 else 0), int(digit) - (place < len(digits) - 1)
+        if highest >= lowest:
+            rest = len(digits) - place - 1
+            choices.append(f"{digits[:place]}[{lowest}-{highest}]" + (f"[0-9]{{{rest}}}" if rest else ""))
+    return "^0*(?:" + "|".join(choices) + ")$"
+
+
+NO_NUL = "^[^\\u0000]*$"  # the document's part of storable_text
+Text200 = Annotated[str, Field(min_length=1, max_length=200, json_schema_extra={"pattern": NO_NUL}),
+                    AfterValidator(storable_text)]
+# Strict, as the document says: no strings for numbers, no numbers for times.
+Moment = Annotated[AwareDatetime, Field(strict=True, json_schema_extra={"pattern": YEARS}),
+                   AfterValidator(within_supported_years)]
+Integral = BeforeValidator(integral)
+SeatNo = Annotated[int, Field(ge=1, le=10_000, strict=True), Integral]
+Price = Annotated[int, Field(ge=1, le=10_000_000, strict=True), Integral]
 
 
 class ScheduleIn(Body):
-    starts_at: Annotated[AwareDatetime, AfterValidator(representable_in_utc)]
-    seat_count: Annotated[int, Field(ge=1, le=10_000, strict=True)]
-    price: Annotated[int, Field(ge=1, le=10_000_000, strict=True)]
+    starts_at: Moment
+    seat_count: SeatNo
+    price: Price
 
 
-AdmitPerSecond = Annotated[int, Field(ge=1, le=10_000, strict=True)]
-MaxActive = Annotated[int, Field(ge=1, le=100_000, strict=True)]
-Moment = Annotated[AwareDatetime, AfterValidator(representable_in_utc)]
+AdmitPerSecond = Annotated[int, Field(ge=1, le=10_000, strict=True), Integral]
+MaxActive = Annotated[int, Field(ge=1, le=100_000, strict=True), Integral]
 
 
 class WaitingRoomIn(Body):
-    """A new concert's waiting room; what is left out takes QUEUE_* defaults, open now."""
+    """A new concert's waiting room; what is left out takes QUEUE_* defaults, open now.
+
+    sale_opens_at may not come before queue_opens_at (422 VALIDATION_FAILED).
+    """
 
     admit_per_second: AdmitPerSecond | None = None
     max_active: MaxActive | None = None
@@ -60,8 +101,16 @@ class WaitingRoomIn(Body):
         return self
 
 
+def _one_of_set(*names: str) -> dict[str, Any]:
+    """The document's form of "at least one of these, not null"."""
+    return {"anyOf": [{"required": [name], "properties": {name: {"not": {"type": "null"}}}}
+                      for name in names]}
+
+
 class WaitingRoomPatch(Body):
     """An admin's change to a room during the sale: any of these, at least one."""
+
+    model_config = ConfigDict(json_schema_extra=_one_of_set("admit_per_second", "max_active", "paused"))
 
     admit_per_second: AdmitPerSecond | None = None
     max_active: MaxActive | None = None
@@ -157,7 +206,7 @@ class Balance(BaseModel):
 
 
 class ChargeIn(Body):
-    amount: Annotated[int, Field(ge=1, le=10_000_000, strict=True)]
+    amount: Price
 
 
 class HistoryItem(BaseModel):
@@ -169,7 +218,7 @@ class HistoryItem(BaseModel):
 
 class HistoryQuery(Body):
     limit: Annotated[int, Field(ge=1, le=100)] = 20
-    cursor: Annotated[str | None, Field(max_length=20)] = None
+    cursor: Annotated[str | None, Field(pattern=decimals_up_to(2**63 - 1))] = None
 
 
 class HistoryPage(BaseModel):
@@ -179,7 +228,7 @@ class HistoryPage(BaseModel):
 
 class HoldIn(Body):
     schedule_id: UUID
-    seat_no: Annotated[int, Field(ge=1, le=10_000, strict=True)]
+    seat_no: SeatNo
 
 
 class ReservationOut(BaseModel):

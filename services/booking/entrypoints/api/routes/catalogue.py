@@ -7,7 +7,8 @@ import orjson
 
 from services.booking.adapters import catalogue
 from services.booking.adapters.database import driver_connection
-from services.booking.entrypoints.api.http import Call, Endpoint
+from services.booking.domain.errors import NotFound
+from services.booking.entrypoints.api.http import Call, Endpoint, Link
 from services.booking.entrypoints.api.messages import Response
 from services.booking.entrypoints.api.schemas import (
     ConcertIn,
@@ -53,14 +54,20 @@ async def list_seats(call: Call) -> Response:
     return Response(orjson.dumps({"items": items}))
 
 
+CREATED = "$response.body#/id"
 ENDPOINTS = [
     Endpoint("POST", "/admin/concerts", create_concert, 201, ConcertOut, body=ConcertIn,
-             access="admin", tag="catalogue", summary="Create a concert with its schedules"),
+             access="admin", tag="catalogue", summary="Create a concert with its schedules",
+             links=(Link("schedules", "GET /concerts/{concert_id}/schedules", {"concert_id": CREATED}),
+                    Link("waiting_room", "GET /concerts/{concert_id}/waiting-room", {"concert_id": CREATED}),
+                    Link("seats", "GET /schedules/{schedule_id}/seats",
+                         {"schedule_id": "$response.body#/schedules/0/id"}),
+                    Link("queue_token", "POST /queue/tokens", body={"concert_id": CREATED}))),
     Endpoint("GET", "/concerts", list_concerts, response=ConcertList, access="public",
              tag="catalogue", summary="List concerts"),
     Endpoint("GET", "/concerts/{concert_id}/schedules", list_schedules, response=ScheduleList,
-             access="public", errors=(404,), tag="catalogue",
+             access="public", errors=(NotFound,), tag="catalogue",
              summary="List a concert's schedules with the seats still available"),
     Endpoint("GET", "/schedules/{schedule_id}/seats", list_seats, response=SeatList,
-             access="public", errors=(404,), tag="catalogue", summary="A schedule's seat map"),
+             access="public", errors=(NotFound,), tag="catalogue", summary="A schedule's seat map"),
 ]

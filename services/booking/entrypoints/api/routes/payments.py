@@ -8,11 +8,23 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.booking.adapters import payments as payment_rows
 from services.booking.adapters.idempotency_store import IdempotencyKey
-from services.booking.domain.errors import BookingError
+from services.booking.domain.errors import (
+    AlreadyPaid,
+    BookingError,
+    InsufficientPoints,
+    NotFound,
+    ReservationExpired,
+)
 from services.booking.entrypoints.api import idempotency
-from services.booking.entrypoints.api.guards import checked_idempotency_key, require_active_token
-from services.booking.entrypoints.api.http import Call, Endpoint
+from services.booking.entrypoints.api.guards import (
+    IDEMPOTENCY,
+    QUEUE_GUARD,
+    checked_idempotency_key,
+    require_active_token,
+)
+from services.booking.entrypoints.api.http import Call, Endpoint, Link
 from services.booking.entrypoints.api.messages import Response
+from services.booking.entrypoints.api.problems import IDEMPOTENCY_KEY_REQUIRED
 from services.booking.entrypoints.api.schemas import PayIn, PaymentCreated, PaymentOut, TicketList
 from services.booking.entrypoints.api.tracing import current_trace_id
 from services.booking.service_layer import payments
@@ -83,9 +95,12 @@ async def list_tickets(call: Call) -> TicketList:
 
 ENDPOINTS = [
     Endpoint("POST", "/payments", pay, 201, PaymentCreated, body=PayIn,
-             headers=("X-Queue-Token", "Idempotency-Key"), errors=(400, 402, 404, 409, 410),
-             tag="payments", summary="Pay for a held seat (once per Idempotency-Key)"),
-    Endpoint("GET", "/payments/{payment_id}", get_payment, response=PaymentOut, errors=(404,),
+             headers=("X-Queue-Token", "Idempotency-Key"),
+             errors=(*QUEUE_GUARD, IDEMPOTENCY_KEY_REQUIRED, *IDEMPOTENCY, NotFound, AlreadyPaid,
+                     ReservationExpired, InsufficientPoints),
+             tag="payments", summary="Pay for a held seat (once per Idempotency-Key)",
+             links=(Link("read", "GET /payments/{payment_id}", {"payment_id": "$response.body#/id"}),)),
+    Endpoint("GET", "/payments/{payment_id}", get_payment, response=PaymentOut, errors=(NotFound,),
              tag="payments", summary="One of the caller's payments"),
     Endpoint("GET", "/tickets", list_tickets, response=TicketList, tag="payments",
              summary="The caller's tickets"),

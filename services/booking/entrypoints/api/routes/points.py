@@ -1,6 +1,5 @@
 """Point balance, charges and history."""
 
-import re
 from datetime import UTC, datetime
 
 import asyncpg
@@ -8,15 +7,13 @@ import asyncpg
 from services.booking.adapters import wallets
 from services.booking.adapters.database import driver_transaction
 from services.booking.adapters.idempotency_store import IdempotencyKey
+from services.booking.domain.errors import BalanceLimitExceeded
 from services.booking.entrypoints.api import idempotency
-from services.booking.entrypoints.api.guards import checked_idempotency_key
+from services.booking.entrypoints.api.guards import IDEMPOTENCY, checked_idempotency_key
 from services.booking.entrypoints.api.http import Call, Endpoint
 from services.booking.entrypoints.api.messages import Response
-from services.booking.entrypoints.api.problems import ApiError
 from services.booking.entrypoints.api.schemas import Balance, ChargeIn, HistoryPage, HistoryQuery
 from services.booking.service_layer import points
-
-CURSOR = re.compile(r"[0-9]{1,19}")
 
 
 async def get_balance(call: Call) -> Balance:
@@ -42,18 +39,9 @@ async def charge(call: Call) -> Balance | Response:
                                       key_limit=call.services.settings.idempotency_keys_per_user)
 
 
-def _cursor(raw: str | None) -> int | None:
-    if raw is None:
-        return None
-    # ASCII digits only: str.isdigit() also accepts "²", which int() refuses.
-    if not CURSOR.fullmatch(raw) or not 0 < int(raw) < 2**63:
-        raise ApiError(422, "VALIDATION_FAILED", "cursor: not a cursor from this API")
-    return int(raw)
-
-
 async def history(call: Call) -> HistoryPage:
     query = call.query(HistoryQuery)
-    cursor = _cursor(query.cursor)
+    cursor = None if query.cursor is None else int(query.cursor)  # its pattern: 1..2**63-1
     async with call.services.reads.connect() as conn:
         items, next_id = await points.history_page(conn, call.user.user_id, cursor, query.limit)
     return HistoryPage.model_validate(
@@ -65,7 +53,8 @@ ENDPOINTS = [
     Endpoint("GET", "/points", get_balance, response=Balance, tag="points",
              summary="The caller's point balance"),
     Endpoint("POST", "/points/charge", charge, response=Balance, body=ChargeIn,
-             headers=("Idempotency-Key?",), errors=(409,), tag="points", summary="Add points"),
+             headers=("Idempotency-Key?",), errors=(BalanceLimitExceeded, *IDEMPOTENCY), tag="points",
+             summary="Add points"),
     Endpoint("GET", "/points/history", history, response=HistoryPage, query=HistoryQuery,
              tag="points", summary="The caller's point history, newest first"),
 ]

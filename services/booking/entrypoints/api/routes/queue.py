@@ -2,10 +2,10 @@
 
 import random
 
-from services.booking.domain.errors import QueueTokenInvalid
+from services.booking.domain.errors import NotFound, QueueNotOpen, QueueTokenInvalid
 from services.booking.domain.waiting_queue import QueueTicket, retry_after_seconds
 from services.booking.entrypoints.api.guards import present_queue_token
-from services.booking.entrypoints.api.http import Call, Endpoint, reply
+from services.booking.entrypoints.api.http import Call, Endpoint, Link, reply
 from services.booking.entrypoints.api.messages import Response
 from services.booking.entrypoints.api.schemas import QueueTokenIn, QueueTokenOut
 from services.booking.service_layer import waiting_rooms
@@ -39,10 +39,12 @@ async def my_token(call: Call) -> Response:
 
 ENDPOINTS = [
     Endpoint("POST", "/queue/tokens", issue_token, 201, QueueTokenOut, body=QueueTokenIn,
-             errors=(404, 409), also={200: "the caller's live token for this concert, again"},
+             errors=(NotFound, QueueNotOpen), also={200: "the caller's live token for this concert, again"},
              reply_headers=("Retry-After",), tag="queue",
+             links=(Link("mine", "GET /queue/tokens/me", {"header.X-Queue-Token": "$response.body#/token"}),),
              summary="Take a place in a concert's waiting room (409 QUEUE_NOT_OPEN before it opens)"),
     Endpoint("GET", "/queue/tokens/me", my_token, response=QueueTokenOut,
-             headers=("X-Queue-Token",), reply_headers=("Retry-After",), tag="queue",
+             headers=("X-Queue-Token",), errors=(QueueTokenInvalid,),
+             reply_headers=("Retry-After",), tag="queue",
              summary="Where the caller's token stands (Retry-After while WAITING)"),
 ]

@@ -9,10 +9,15 @@ from uuid import UUID
 from redis.exceptions import RedisError
 
 from services.booking.adapters.database import driver_transaction
-from services.booking.domain.errors import SeatUnavailable
+from services.booking.domain.errors import (
+    HoldLimitReached,
+    NotFound,
+    ReservationNotHeld,
+    SeatUnavailable,
+)
 from services.booking.domain.seat_hold import Reservation
-from services.booking.entrypoints.api.guards import require_active_token
-from services.booking.entrypoints.api.http import Call, Endpoint
+from services.booking.entrypoints.api.guards import QUEUE_GUARD, require_active_token
+from services.booking.entrypoints.api.http import Call, Endpoint, Link
 from services.booking.entrypoints.api.messages import Response
 from services.booking.entrypoints.api.schemas import HoldIn, ReservationOut
 from services.booking.entrypoints.api.services import Services
@@ -84,12 +89,17 @@ async def cancel(call: Call) -> Response:
     return Response(status=204)
 
 
+CREATED = "$response.body#/id"
 ENDPOINTS = [
     Endpoint("POST", "/reservations", hold, 201, ReservationOut, body=HoldIn,
-             headers=("X-Queue-Token",), errors=(404, 409), tag="reservations",
-             summary="Hold a seat for HOLD_TTL_SECONDS"),
-    Endpoint("GET", "/reservations/{reservation_id}", get, response=ReservationOut, errors=(404,),
+             headers=("X-Queue-Token",), errors=(*QUEUE_GUARD, NotFound, SeatUnavailable, HoldLimitReached),
+             tag="reservations", summary="Hold a seat for HOLD_TTL_SECONDS",
+             links=(Link("read", "GET /reservations/{reservation_id}", {"reservation_id": CREATED}),
+                    Link("cancel", "DELETE /reservations/{reservation_id}", {"reservation_id": CREATED}),
+                    Link("pay", "POST /payments", body={"reservation_id": CREATED}))),
+    Endpoint("GET", "/reservations/{reservation_id}", get, response=ReservationOut, errors=(NotFound,),
              tag="reservations", summary="One of the caller's reservations"),
     Endpoint("DELETE", "/reservations/{reservation_id}", cancel, 204, headers=("X-Queue-Token",),
-             errors=(404, 409), tag="reservations", summary="Give a held seat back"),
+             errors=(*QUEUE_GUARD, NotFound, ReservationNotHeld), tag="reservations",
+             summary="Give a held seat back"),
 ]

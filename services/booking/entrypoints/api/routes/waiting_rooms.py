@@ -1,5 +1,6 @@
 """A concert's waiting room: shown to anyone, steered by an admin during the sale."""
 
+from services.booking.domain.errors import NotFound
 from services.booking.entrypoints.api.http import Call, Endpoint
 from services.booking.entrypoints.api.schemas import WaitingRoomOut, WaitingRoomPatch
 from services.booking.service_layer import waiting_rooms
@@ -24,9 +25,9 @@ async def change(call: Call) -> WaitingRoomOut:
 
 ENDPOINTS = [
     Endpoint("GET", "/concerts/{concert_id}/waiting-room", show, response=WaitingRoomOut,
-             access="public", errors=(404,), tag="queue",
+             access="public", errors=(NotFound,), tag="queue",
              summary="A concert's waiting room: status, line, pace and hours"),
     Endpoint("PATCH", "/admin/concerts/{concert_id}/waiting-room", change, response=WaitingRoomOut,
-             body=WaitingRoomPatch, access="admin", errors=(404,), tag="queue",
+             body=WaitingRoomPatch, access="admin", errors=(NotFound,), tag="queue",
              summary="Pause, resume or re-pace a waiting room (audited; applies within one tick)"),
 ]
