@@ -409,13 +409,20 @@ async def test_the_pre_queue_gets_a_random_order_ahead_of_later_arrivals(rooms_s
             before = await _statuses(booking, early)
             assert {b["status"] for b in before} <= {"PRE_QUEUE", "WAITING", "ACTIVE"}
             late = await _line(booking, concert, late_count)
+            everyone = early + [(user, body["token"]) for user, body in late]
 
             async def released() -> list[dict[str, Any]] | None:
-                snapshot = await _statuses(booking, early)
-                return None if any(b["status"] == "PRE_QUEUE" for b in snapshot) else snapshot
+                # One admission a second moves every place: read until two reads agree, so
+                # the early and late places come from the same moment between two steps.
+                first = await _statuses(booking, everyone)
+                places = [(b["status"], b["position"]) for b in first]
+                if any(status == "PRE_QUEUE" for status, _ in places):
+                    return None
+                second = await _statuses(booking, everyone)
+                return first if places == [(b["status"], b["position"]) for b in second] else None
 
-            snapshot = await _until(released, "the pre-queue released")
-            later = await _statuses(booking, [(user, body["token"]) for user, body in late])
+            both = await _until(released, "the pre-queue released")
+            snapshot, later = both[:early_count], both[early_count:]
 
         waiting_early = [b["position"] for b in snapshot if b["status"] == "WAITING"]
         admitted_early = sum(b["status"] == "ACTIVE" for b in snapshot)
