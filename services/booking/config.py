@@ -138,6 +138,8 @@ class Settings(TokenPolicy):
     metrics_broker_timeout_seconds: Seconds = 2.0
     # Each API process reads the broker's offsets at most this often, however often scraped.
     metrics_broker_cache_seconds: Seconds = 5.0
+    # outbox_relay_publishing turns 0 once events have waited this long with nothing published.
+    outbox_stalled_after_seconds: Seconds = 30.0
 
     @field_validator("forwarded_allow_ips")
     @classmethod

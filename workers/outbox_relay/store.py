@@ -137,7 +137,7 @@ class OutboxStore:
         async with self._pool.acquire() as connection:
             record = await connection.fetchrow(STATS)
         assert record is not None
-        return OutboxStats(record["backlog"], record["dead"], record["oldest_age"])
+        return OutboxStats(*record)
 
     async def purge_published(self, retention_seconds: float, chunk: int = 5000) -> int:
         """Delete rows published longer ago than the retention, in chunks; return the count."""

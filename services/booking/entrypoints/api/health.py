@@ -70,9 +70,11 @@ async def exposition(services: Services) -> tuple[bytes, str]:
 
 
 ENDPOINTS = [
-    Endpoint("GET", "/health/live", live, response=Liveness, access="public", tag="operations",
+    Endpoint("GET", "/health/live", live, operation_id="checkLiveness",
+             response=Liveness, access="public", tag="operations",
              summary="200 while the process runs", rate_limited=False),
-    Endpoint("GET", "/health/ready", ready, response=Readiness, access="public",
+    Endpoint("GET", "/health/ready", ready, operation_id="checkReadiness",
+             response=Readiness, access="public",
              also={503: "a dependency is down (same body)"}, tag="operations",
              summary="200 when PostgreSQL, Redis and Kafka answer", rate_limited=False),
 ]

@@ -93,7 +93,7 @@ Handler = Callable[[Call], Awaitable[BaseModel | Response]]
 
 @dataclass(frozen=True)
 class Link:
-    """An OpenAPI link: the operation `target` ("METHOD /path") can use what this one answered.
+    """An OpenAPI link: the operation `target` (its operation id) can use what this one answered.
 
     `parameters` and `body` map the target's inputs to runtime expressions such as
     "$response.body#/id".
@@ -126,6 +126,8 @@ class Endpoint:
     summary: str = ""
     documented: bool = True
     rate_limited: bool = True  # health probes are not
+    # The name generated clients call it by (documented endpoints: camelCase, unique, openapi.py)
+    operation_id: str = ""
 
     async def answer(self, request: Request, services: Services) -> Response:
         caller = None

@@ -5,6 +5,7 @@ from how an endpoint is declared; what its own rules and guards refuse, it decla
 (Endpoint.errors). Either way each answer is listed with its status, its codes and headers.
 """
 
+import re
 from collections.abc import Iterable
 from http import HTTPStatus
 from typing import Any
@@ -132,8 +133,8 @@ def _problem_answer(status: int, codes: list[str], problem: dict[str, Any]) -> d
     return answer
 
 
-def _link(link: Link, operation_ids: dict[str, str]) -> dict[str, Any]:
-    found: dict[str, Any] = {"operationId": operation_ids[link.target], "description": link.name}
+def _link(link: Link) -> dict[str, Any]:
+    found: dict[str, Any] = {"operationId": link.target, "description": link.name}
     if link.parameters:
         found["parameters"] = dict(link.parameters)
     if link.body is not None:
@@ -141,7 +142,7 @@ def _link(link: Link, operation_ids: dict[str, str]) -> dict[str, Any]:
     return found
 
 
-def _responses(endpoint: Endpoint, refs: dict[Any, Any], operation_ids: dict[str, str]) -> dict[str, Any]:
+def _responses(endpoint: Endpoint, refs: dict[Any, Any]) -> dict[str, Any]:
     success: dict[str, Any] = {"description": endpoint.summary or "done"}
     if endpoint.response is not None:
         schema = refs[(endpoint.response, "serialization")]
@@ -149,7 +150,7 @@ def _responses(endpoint: Endpoint, refs: dict[Any, Any], operation_ids: dict[str
     if endpoint.reply_headers:
         success["headers"] = _headers(endpoint.reply_headers)
     if endpoint.links:
-        success["links"] = {link.name: _link(link, operation_ids) for link in endpoint.links}
+        success["links"] = {link.name: _link(link) for link in endpoint.links}
     responses = {str(endpoint.status): success}
     for status, description in endpoint.also.items():
         responses[str(status)] = {**success, "description": description}
@@ -175,14 +176,31 @@ def _security(endpoint: Endpoint) -> list[dict[str, list[str]]]:
     return [required, *({**required, scheme: []} for scheme in optional)]
 
 
-def operation_id(endpoint: Endpoint) -> str:
-    return f"{endpoint.method.lower()}_{endpoint.handler.__name__}"
+OPERATION_ID = re.compile(r"[a-z]+(?:[A-Z][a-z]*)+")
 
 
-def _operation(endpoint: Endpoint, refs: dict[Any, Any], operation_ids: dict[str, str]) -> dict[str, Any]:
+def check_operation_ids(endpoints: list[Endpoint]) -> None:
+    """Every operation named once, as a verb and an object (`holdSeat`), and every link's
+    target one of them: the names are what generated clients call."""
+    named: dict[str, str] = {}
+    for endpoint in endpoints:
+        where = f"{endpoint.method} {endpoint.path}"
+        name = endpoint.operation_id
+        if not OPERATION_ID.fullmatch(name):  # a bare verb ("get") does not match
+            raise ValueError(f"{where}: operation id {name!r} is not a camelCase verb and object")
+        if name in named:
+            raise ValueError(f"{where}: operation id {name!r} is also {named[name]}'s")
+        named[name] = where
+    for endpoint in endpoints:
+        for link in endpoint.links:
+            if link.target not in named:
+                raise ValueError(f"{endpoint.operation_id}: link {link.name!r} names no operation")
+
+
+def _operation(endpoint: Endpoint, refs: dict[Any, Any]) -> dict[str, Any]:
     operation: dict[str, Any] = {
-        "tags": [endpoint.tag], "summary": endpoint.summary, "operationId": operation_id(endpoint),
-        "responses": _responses(endpoint, refs, operation_ids),
+        "tags": [endpoint.tag], "summary": endpoint.summary, "operationId": endpoint.operation_id,
+        "responses": _responses(endpoint, refs),
     }
     if parameters := _parameters(endpoint):
         operation["parameters"] = parameters
@@ -197,11 +215,11 @@ def _operation(endpoint: Endpoint, refs: dict[Any, Any], operation_ids: dict[str
 def document(endpoints: Iterable[Endpoint], title: str, version: str, description: str) -> dict[str, Any]:
     """The whole document for these endpoints."""
     shown = [endpoint for endpoint in endpoints if endpoint.documented]
+    check_operation_ids(shown)
     refs, schemas = _components(shown)
-    operation_ids = {f"{endpoint.method} {endpoint.path}": operation_id(endpoint) for endpoint in shown}
     paths: dict[str, dict[str, Any]] = {}
     for endpoint in shown:
-        operation = _operation(endpoint, refs, operation_ids)
+        operation = _operation(endpoint, refs)
         paths.setdefault(endpoint.path, {})[endpoint.method.lower()] = operation
     return {
         "openapi": "3.1.0",

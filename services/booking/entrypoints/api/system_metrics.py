@@ -31,7 +31,7 @@ T = TypeVar("T")
 
 # Every family the view may serve; a scrape leaves out those it cannot read now.
 FAMILIES = frozenset({
-    "outbox_backlog", "outbox_oldest_unpublished_age_seconds", "outbox_dead_rows",
+    "outbox_backlog", "outbox_oldest_unpublished_age_seconds", "outbox_dead_rows", "outbox_relay_publishing",
     "kafka_consumer_group_lag", "dlq_messages", "provider_circuit_breaker_state",
 })
 OUTBOX_STATS = text(STATS)
@@ -103,10 +103,12 @@ class CachedOffsets:
 
 
 class SystemView:
-    def __init__(self, engine: AsyncEngine, offsets: CachedOffsets, db_timeout: float) -> None:
+    def __init__(self, engine: AsyncEngine, offsets: CachedOffsets, db_timeout: float,
+                 stalled_after: float) -> None:
         self._engine = engine
         self._offsets = offsets
         self._db_timeout = db_timeout
+        self._stalled_after = stalled_after
         self._outbox_outage = Outage("the outbox backlog (PostgreSQL)")
         self._breakers_outage = Outage("the breaker states (PostgreSQL)")
 
@@ -119,7 +121,7 @@ class SystemView:
         )
         families: list[Metric] = []
         if outbox is not None:
-            families += outbox_families(outbox)
+            families += outbox_families(outbox, self._stalled_after)
         if breakers is not None:
             families.append(breaker_family(breakers))
         if offsets is not None:
@@ -153,16 +155,15 @@ def system_view(settings: Settings, engine: AsyncEngine) -> SystemView:
     )
     return SystemView(
         engine, CachedOffsets(reader, settings.metrics_broker_cache_seconds),
-        settings.metrics_db_timeout_seconds,
+        settings.metrics_db_timeout_seconds, settings.outbox_stalled_after_seconds,
     )
 
 
 async def _outbox_stats(conn: AsyncConnection) -> OutboxStats:
-    backlog, dead, oldest_age = (await conn.execute(OUTBOX_STATS)).one()
-    return OutboxStats(backlog, dead, oldest_age)
+    return OutboxStats(*(await conn.execute(OUTBOX_STATS)).one())
 
 
-def outbox_families(stats: OutboxStats) -> list[Metric]:
+def outbox_families(stats: OutboxStats, stalled_after: float) -> list[Metric]:
     """The relay's outbox gauges (workers/outbox_relay/metrics.py), same names and meanings."""
     return [
         GaugeMetricFamily("outbox_backlog", "Unpublished live outbox rows.", value=stats.backlog),
@@ -174,6 +175,14 @@ def outbox_families(stats: OutboxStats) -> list[Metric]:
         GaugeMetricFamily(
             "outbox_dead_rows", "Outbox rows that can never be published, awaiting the DLQ CLI.",
             value=stats.dead,
+        ),
+        # The API's own: a relay that exited (refused by the broker, crash-looping) has no
+        # series of its own left to say so.
+        GaugeMetricFamily(
+            "outbox_relay_publishing",
+            "0 while live outbox events have waited OUTBOX_STALLED_AFTER_SECONDS and nothing"
+            " was published for as long; else 1.",
+            value=int(stats.relay_publishing(stalled_after)),
         ),
     ]
 

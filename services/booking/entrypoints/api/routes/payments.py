@@ -94,14 +94,15 @@ async def list_tickets(call: Call) -> TicketList:
 
 
 ENDPOINTS = [
-    Endpoint("POST", "/payments", pay, 201, PaymentCreated, body=PayIn,
+    Endpoint("POST", "/payments", pay, 201, PaymentCreated, operation_id="payReservation", body=PayIn,
              headers=("X-Queue-Token", "Idempotency-Key"),
              errors=(*QUEUE_GUARD, IDEMPOTENCY_KEY_REQUIRED, *IDEMPOTENCY, NotFound, AlreadyPaid,
                      ReservationExpired, InsufficientPoints),
              tag="payments", summary="Pay for a held seat (once per Idempotency-Key)",
-             links=(Link("read", "GET /payments/{payment_id}", {"payment_id": "$response.body#/id"}),)),
-    Endpoint("GET", "/payments/{payment_id}", get_payment, response=PaymentOut, errors=(NotFound,),
+             links=(Link("read", "getPayment", {"payment_id": "$response.body#/id"}),)),
+    Endpoint("GET", "/payments/{payment_id}", get_payment, operation_id="getPayment",
+             response=PaymentOut, errors=(NotFound,),
              tag="payments", summary="One of the caller's payments"),
-    Endpoint("GET", "/tickets", list_tickets, response=TicketList, tag="payments",
+    Endpoint("GET", "/tickets", list_tickets, operation_id="listTickets", response=TicketList, tag="payments",
              summary="The caller's tickets"),
 ]

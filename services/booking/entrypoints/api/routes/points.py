@@ -50,11 +50,12 @@ async def history(call: Call) -> HistoryPage:
 
 
 ENDPOINTS = [
-    Endpoint("GET", "/points", get_balance, response=Balance, tag="points",
+    Endpoint("GET", "/points", get_balance, operation_id="getPointBalance", response=Balance, tag="points",
              summary="The caller's point balance"),
-    Endpoint("POST", "/points/charge", charge, response=Balance, body=ChargeIn,
+    Endpoint("POST", "/points/charge", charge, operation_id="chargePoints", response=Balance, body=ChargeIn,
              headers=("Idempotency-Key?",), errors=(BalanceLimitExceeded, *IDEMPOTENCY), tag="points",
              summary="Add points"),
-    Endpoint("GET", "/points/history", history, response=HistoryPage, query=HistoryQuery,
+    Endpoint("GET", "/points/history", history, operation_id="listPointHistory",
+             response=HistoryPage, query=HistoryQuery,
              tag="points", summary="The caller's point history, newest first"),
 ]

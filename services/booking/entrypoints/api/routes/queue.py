@@ -38,12 +38,13 @@ async def my_token(call: Call) -> Response:
 
 
 ENDPOINTS = [
-    Endpoint("POST", "/queue/tokens", issue_token, 201, QueueTokenOut, body=QueueTokenIn,
+    Endpoint("POST", "/queue/tokens", issue_token, 201, QueueTokenOut, operation_id="issueQueueToken",
+             body=QueueTokenIn,
              errors=(NotFound, QueueNotOpen), also={200: "the caller's live token for this concert, again"},
              reply_headers=("Retry-After",), tag="queue",
-             links=(Link("mine", "GET /queue/tokens/me", {"header.X-Queue-Token": "$response.body#/token"}),),
+             links=(Link("mine", "getMyQueueToken", {"header.X-Queue-Token": "$response.body#/token"}),),
              summary="Take a place in a concert's waiting room (409 QUEUE_NOT_OPEN before it opens)"),
-    Endpoint("GET", "/queue/tokens/me", my_token, response=QueueTokenOut,
+    Endpoint("GET", "/queue/tokens/me", my_token, operation_id="getMyQueueToken", response=QueueTokenOut,
              headers=("X-Queue-Token",), errors=(QueueTokenInvalid,),
              reply_headers=("Retry-After",), tag="queue",
              summary="Where the caller's token stands (Retry-After while WAITING)"),

@@ -91,15 +91,17 @@ async def cancel(call: Call) -> Response:
 
 CREATED = "$response.body#/id"
 ENDPOINTS = [
-    Endpoint("POST", "/reservations", hold, 201, ReservationOut, body=HoldIn,
+    Endpoint("POST", "/reservations", hold, 201, ReservationOut, operation_id="holdSeat", body=HoldIn,
              headers=("X-Queue-Token",), errors=(*QUEUE_GUARD, NotFound, SeatUnavailable, HoldLimitReached),
              tag="reservations", summary="Hold a seat for HOLD_TTL_SECONDS",
-             links=(Link("read", "GET /reservations/{reservation_id}", {"reservation_id": CREATED}),
-                    Link("cancel", "DELETE /reservations/{reservation_id}", {"reservation_id": CREATED}),
-                    Link("pay", "POST /payments", body={"reservation_id": CREATED}))),
-    Endpoint("GET", "/reservations/{reservation_id}", get, response=ReservationOut, errors=(NotFound,),
+             links=(Link("read", "getReservation", {"reservation_id": CREATED}),
+                    Link("cancel", "cancelReservation", {"reservation_id": CREATED}),
+                    Link("pay", "payReservation", body={"reservation_id": CREATED}))),
+    Endpoint("GET", "/reservations/{reservation_id}", get, operation_id="getReservation",
+             response=ReservationOut, errors=(NotFound,),
              tag="reservations", summary="One of the caller's reservations"),
-    Endpoint("DELETE", "/reservations/{reservation_id}", cancel, 204, headers=("X-Queue-Token",),
+    Endpoint("DELETE", "/reservations/{reservation_id}", cancel, 204, operation_id="cancelReservation",
+             headers=("X-Queue-Token",),
              errors=(*QUEUE_GUARD, NotFound, ReservationNotHeld), tag="reservations",
              summary="Give a held seat back"),
 ]

@@ -24,10 +24,12 @@ async def change(call: Call) -> WaitingRoomOut:
 
 
 ENDPOINTS = [
-    Endpoint("GET", "/concerts/{concert_id}/waiting-room", show, response=WaitingRoomOut,
+    Endpoint("GET", "/concerts/{concert_id}/waiting-room", show, operation_id="getWaitingRoom",
+             response=WaitingRoomOut,
              access="public", errors=(NotFound,), tag="queue",
              summary="A concert's waiting room: status, line, pace and hours"),
-    Endpoint("PATCH", "/admin/concerts/{concert_id}/waiting-room", change, response=WaitingRoomOut,
+    Endpoint("PATCH", "/admin/concerts/{concert_id}/waiting-room", change, operation_id="changeWaitingRoom",
+             response=WaitingRoomOut,
              body=WaitingRoomPatch, access="admin", errors=(NotFound,), tag="queue",
              summary="Pause, resume or re-pace a waiting room (audited; applies within one tick)"),
 ]
