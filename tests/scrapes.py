@@ -36,12 +36,6 @@ async def scrape(http: httpx.AsyncClient) -> Scrape:
     return Scrape(response.text)
 
 
-async def timed_scrape(http: httpx.AsyncClient) -> tuple[Scrape, float]:
-    started = time.monotonic()
-    result = await scrape(http)
-    return result, time.monotonic() - started
-
-
 @asynccontextmanager
 async def api(settings: Settings) -> AsyncIterator[httpx.AsyncClient]:
     """An API of this test's own (its own database, broker or timeouts), and a client of its

@@ -6,7 +6,7 @@ import secrets
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -29,6 +29,14 @@ JWT_SECRET = "test-secret-" + "x" * 20
 # The API keys the provider simulators of the integration tests expect (conftest.py).
 KAKAO_KEY = "kakao-test-key"
 SMS_KEY = "sms-test-key"
+
+
+async def eventually(check: Callable[[], Awaitable[bool]], within: float, what: str) -> None:
+    """Poll `check` until it is true; fail naming `what` after `within` seconds."""
+    deadline = time.monotonic() + within
+    while not await check():
+        assert time.monotonic() < deadline, f"timed out after {within}s waiting for {what}"
+        await asyncio.sleep(0.1)
 
 
 def free_port() -> int:

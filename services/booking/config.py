@@ -118,7 +118,6 @@ class Settings(TokenPolicy):
     # beyond it a new key is refused with 429 IDEMPOTENCY_KEY_LIMIT_REACHED. A person
     # pays and charges a few times a day; a script looping over fresh keys stops here.
     idempotency_keys_per_user: Positive = 1000
-    venue_max_attempts: Positive = 5
 
     # Redis locks only reduce contention; the database alone guarantees no oversell.
     redis_locks_enabled: bool = True

@@ -23,7 +23,8 @@ from tests.e2e.flows import (
     notifications_final,
     tickets_settled,
 )
-from tests.e2e.stack import Stack, eventually
+from tests.e2e.stack import Stack
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -24,8 +24,8 @@ from tests.e2e.stack import (
     CONSUMER_CONCURRENCY,
     NOTIFIER_METRICS_PORT,
     Stack,
-    eventually,
 )
+from tests.support import eventually
 from workers.dlq.cli import app as dlq_app
 
 pytestmark = pytest.mark.e2e

@@ -22,8 +22,8 @@ from tests.e2e.flows import (
     tickets_settled,
 )
 from tests.e2e.kafka_tools import read_all, send_all, wait_consumed
-from tests.e2e.stack import Stack, eventually
-from tests.support import auth
+from tests.e2e.stack import Stack
+from tests.support import auth, eventually
 from workers.common.envelope import Envelope, encode
 
 pytestmark = pytest.mark.e2e

@@ -24,8 +24,8 @@ from tests.e2e.flows import (
     notifications_final,
     tickets_settled,
 )
-from tests.e2e.stack import REPO_ROOT, VENUE_MAX_ATTEMPTS, Stack, eventually
-from tests.support import auth
+from tests.e2e.stack import REPO_ROOT, VENUE_MAX_ATTEMPTS, Stack
+from tests.support import auth, eventually
 
 pytestmark = pytest.mark.e2e
 

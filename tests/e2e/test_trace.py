@@ -10,7 +10,8 @@ import orjson
 import pytest
 
 from tests.e2e.flows import Paid, customer, new_phone, new_schedule, notifications_final
-from tests.e2e.stack import Stack, WorkerProcess, eventually
+from tests.e2e.stack import Stack, WorkerProcess
+from tests.support import eventually
 
 pytestmark = pytest.mark.e2e
 

@@ -99,9 +99,9 @@ async def test_relay_reconnects_and_listens_again_after_postgres_restarts(
         await collector.wait_for(before, within=10)
 
         await asyncio.to_thread(own_postgres.stop)
-        await asyncio.sleep(2)
+        await logged(caplog, "LISTEN connection unavailable")
         await asyncio.to_thread(own_postgres.start)
-        await asyncio.sleep(1.5)  # the listener reconnects within the backoff cap
+        await logged(caplog, "LISTEN connection available again")
 
         after = await commit(restartable_db, collector.topic, seq=2)
         await collector.wait_for(after, within=10)
@@ -110,6 +110,15 @@ async def test_relay_reconnects_and_listens_again_after_postgres_restarts(
     listener = [line for line in lines if line.startswith("LISTEN connection")]
     assert len(listener) == 2, lines
     assert "unavailable" in listener[0] and "available again" in listener[1]
+
+
+async def logged(caplog: pytest.LogCaptureFixture, start: str, within: float = 30) -> None:
+    """Wait until the relay logs a line starting with `start`."""
+    deadline = time.monotonic() + within
+    while not any(r.getMessage().startswith(start) for r in caplog.records
+                  if r.name == "workers.outbox_relay"):
+        assert time.monotonic() < deadline, f"the relay never logged {start!r}"
+        await asyncio.sleep(0.05)
 
 
 async def commit(database_url: str, topic: str, seq: int) -> list[str]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 
 import asyncpg
 import pytest
@@ -58,11 +59,17 @@ async def test_two_relays_publish_each_event_once_and_in_order(
             ids += await insert_events(connection, collector.topic, burst)
             await asyncio.sleep(0.2)
         await collector.wait_for(ids, within=30)
-        await asyncio.sleep(0.5)  # a duplicate would arrive now
+        # A marker after each aggregate's events, in its partition: once every marker is
+        # in, every copy of an event the relays sent before it is in too, and counted.
+        markers = await insert_events(connection, collector.topic, [
+            (f"agg-{n}", EVENTS_PER_AGGREGATE + 1) for n in range(AGGREGATES)])
+        await collector.wait_for(markers, within=30)
 
     published = [r.get_sample_value("outbox_published_total") for r in registries]
     assert assert_in_order(collector.by_aggregate()) == 0
-    assert len(collector.received) == len(ids) == AGGREGATES * EVENTS_PER_AGGREGATE
-    assert sum(published) == len(ids)
+    assert len(ids) == AGGREGATES * EVENTS_PER_AGGREGATE
+    copies = Counter(item.event_id for item in collector.received)
+    assert copies == Counter(ids + markers), "an event was lost or published twice"
+    assert sum(published) == len(ids) + len(markers)
     # Both took part: the order held while they really competed for rows.
     assert min(published) > len(ids) / 10, (published, caplog.text[-3000:])

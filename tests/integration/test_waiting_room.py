@@ -317,18 +317,30 @@ async def test_an_active_token_expires_after_its_ttl(rooms_settings: Settings) -
 
 
 async def test_a_waiting_token_that_stops_polling_loses_its_place(rooms_settings: Settings) -> None:
-    async with _rooms(rooms_settings, queue_wait_grace_seconds=1) as booking:
+    """No worker runs here: the test moves the last polls into the past and steps by hand."""
+    grace_ms = rooms_settings.queue_wait_grace_seconds * 1000
+    async with _api(rooms_settings) as booking, _redis_rooms(rooms_settings) as rooms:
         concert = await _room(booking, max_active=1)
+        concert_id = uuid.UUID(concert["id"])
         holder = new_user("q")
-        holder_token = await booking.active_token(holder, concert)
+        holder_token = (await booking.issue(holder, concert)).json()["token"]
+        assert (await rooms.admit(concert_id, seed=1)).admitted == 1
         line = [(user, body["token"]) for user, body in await _line(booking, concert, 4)]
-        stays = [line[0], line[2], line[3]]
-        deadline = time.monotonic() + 1.7
-        while time.monotonic() < deadline:
-            await _statuses(booking, stays)
-            await asyncio.sleep(0.25)
+        stays, (gone_user, gone_token) = [line[0], line[2], line[3]], line[1]
 
-        gone_user, gone_token = line[1]
+        # Everyone's last poll a grace and a moment ago; then all but one poll again.
+        seen = rooms.keys(concert_id).seen
+        client = connect_redis(str(rooms_settings.redis_url))
+        try:
+            polls = await client.execute("ZRANGE", seen, 0, -1, "WITHSCORES")  # token, ms, ...
+            for token, score in zip(polls[::2], polls[1::2], strict=True):
+                await client.execute("ZADD", seen, int(float(score)) - grace_ms - 1, token)
+        finally:
+            await client.aclose()
+        await _statuses(booking, stays)
+        step = await rooms.admit(concert_id, seed=1)
+        assert step is not None and (step.abandoned, step.waiting) == (1, 3)
+
         assert_problem(await _me(booking, gone_user, gone_token), 401, "QUEUE_TOKEN_INVALID")
         assert [b["position"] for b in await _statuses(booking, stays)] == [1, 2, 3]
         # An ACTIVE token needs no polling: the grace is for the waiting line.

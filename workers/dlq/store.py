@@ -12,7 +12,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from workers.dlq.model import OUTBOX_ID, STATUS_AFTER, CliError, Parked
+from workers.dlq.model import OUTBOX_ID, CliError, Parked
 from workers.outbox_relay.store import asyncpg_dsn
 
 DEAD_ROWS = """
@@ -149,6 +149,3 @@ def _parked_row(record: asyncpg.Record) -> Parked:
         replay_count=0, payload=orjson.loads(record["payload"]),
     )
 
-
-def status_after(action: str) -> str:
-    return STATUS_AFTER[action]
