@@ -5,6 +5,10 @@ after a lost answer is taken once. A dependency that is down answers 503: wait a
 retry. Redis restarted empty forgets the waiting room: 401 QUEUE_TOKEN_INVALID means
 queue again (the hold is in PostgreSQL and survives). A hold that expired is taken
 again. The client never decides the outcome of a payment: the API does.
+
+A seat refused (409 SEAT_UNAVAILABLE) is someone else's: the customer leaves, outbid,
+unless a hold of its own went unanswered. That hold may have been taken, and a hold
+has no Idempotency-Key: the customer tries again until it runs out (HOLD_TTL_SECONDS).
 """
 
 from __future__ import annotations
@@ -29,6 +33,14 @@ class Retry(Exception):
     """This step must be tried again; the reason is counted."""
 
 
+class Unanswered(Retry):
+    """The request may or may not have taken effect: a lost connection or a 5xx."""
+
+
+class Outbid(Exception):
+    """Someone else holds or bought the seat: the customer leaves without it."""
+
+
 class Unexpected(Exception):
     """An answer no retry can change (a bug, or the client's own mistake)."""
 
@@ -44,6 +56,8 @@ class Purchase:
     payment: dict[str, Any] | None = None
     trace_id: str = field(default_factory=lambda: "chaos-" + secrets.token_hex(8))
     failure: str | None = None
+    hold_unanswered: bool = False  # a hold went out and its answer was lost
+    payment_unanswered: bool = False  # a payment went out and its answer was lost
 
 
 @dataclass
@@ -57,6 +71,9 @@ class Customers:
     schedule_id: str = ""
     retries: Counter[str] = field(default_factory=Counter)
     gave_up: list[Purchase] = field(default_factory=list)
+    outbid: list[Purchase] = field(default_factory=list)
+    payments_retried: int = 0  # purchases paid on a retry after a payment's answer was lost
+    sent: Counter[tuple[str, str]] = field(default_factory=Counter)  # (step, API url) in flight
 
     def __post_init__(self) -> None:
         self._urls = itertools.cycle(self.api_urls)
@@ -65,36 +82,45 @@ class Customers:
         payload = {"sub": user, "exp": int(time.time()) + 3600, **claims}
         return {"Authorization": f"Bearer {jwt.encode(payload, self.jwt_secret, algorithm='HS256')}"}
 
-    async def call(self, method: str, path: str, purchase: Purchase | None = None,
+    def in_flight(self, step: str, url: str) -> int:
+        """Requests of `step` (charge, queue, hold, pay) sent to `url` and not answered yet."""
+        return self.sent[step, url]
+
+    async def call(self, step: str, method: str, path: str, purchase: Purchase | None = None,
                    **kwargs: Any) -> httpx.Response:
+        """One request; a lost answer or a 5xx raises Unanswered, its reason named after `step`."""
         headers = kwargs.pop("headers", {})
         if purchase is not None:
             claims = self.auth(purchase.user, name="Chaos " + purchase.user[-4:],
                                phone_number=purchase.phone)
             headers = {**claims, "X-Trace-Id": purchase.trace_id, **headers}
+        url = next(self._urls)
+        self.sent[step, url] += 1
         try:
-            response = await self.http.request(method, next(self._urls) + path, headers=headers,
-                                               **kwargs)
+            response = await self.http.request(method, url + path, headers=headers, **kwargs)
         except httpx.TransportError as error:
-            raise Retry(f"transport: {type(error).__name__}") from None
+            raise Unanswered(f"{step}: transport: {type(error).__name__}") from None
+        finally:
+            self.sent[step, url] -= 1
         if response.status_code >= 500:
-            raise Retry(f"HTTP {response.status_code} {_code(response)}")
+            raise Unanswered(f"{step}: HTTP {response.status_code} {_code(response)}")
         return response
 
     async def create_schedule(self, seats: int) -> str:
         body = {"title": "Chaos " + secrets.token_hex(3), "venue": "Olympic Hall", "schedules": [
             {"starts_at": "2027-01-01T19:00:00+09:00", "seat_count": seats, "price": PRICE}]}
-        response = await self.call("POST", "/admin/concerts", json=body,
+        response = await self.call("setup", "POST", "/admin/concerts", json=body,
                                    headers=self.auth("chaos-admin", role="admin"))
         assert response.status_code == 201, response.text
         self.concert_id = str(response.json()["id"])
         self.schedule_id = str(response.json()["schedules"][0]["id"])
         return self.schedule_id
 
-    async def buy(self, seat_no: int, deadline: float) -> Purchase:
+    async def buy(self, seat_no: int, deadline: float, rival: bool = False) -> Purchase:
         """One new customer buys `seat_no`, retrying through any outage until `deadline`."""
         phone = "010" + "".join(secrets.choice("0123456789") for _ in range(8))
-        purchase = Purchase(f"chaos-{uuid.uuid4().hex[:12]}", phone, seat_no)
+        who = "chaos-rival-" if rival else "chaos-"
+        purchase = Purchase(f"{who}{uuid.uuid4().hex[:12]}", phone, seat_no)
         charged, delay = False, 0.1
         while time.monotonic() < deadline:
             try:
@@ -104,6 +130,10 @@ class Customers:
                 if purchase.reservation_id is None:
                     await self._hold(purchase)
                 await self._pay(purchase)
+                self.payments_retried += purchase.payment_unanswered
+                return purchase
+            except Outbid:
+                self.outbid.append(purchase)
                 return purchase
             except Retry as reason:
                 self.retries[str(reason)] += 1
@@ -117,19 +147,19 @@ class Customers:
         return purchase
 
     async def _charge(self, purchase: Purchase) -> bool:
-        response = await self.call("POST", "/points/charge", purchase, json={"amount": PRICE},
+        response = await self.call("charge", "POST", "/points/charge", purchase, json={"amount": PRICE},
                                    headers={"Idempotency-Key": purchase.key + "-charge"})
         _expect(response, 200)
         return True
 
     async def _queue(self, purchase: Purchase) -> bool:
         if purchase.token is None:
-            response = await self.call("POST", "/queue/tokens", purchase,
+            response = await self.call("queue", "POST", "/queue/tokens", purchase,
                                        json={"concert_id": self.concert_id})
             _expect(response, 200, 201)
             purchase.token = response.json()["token"]
         while True:
-            response = await self.call("GET", "/queue/tokens/me", purchase,
+            response = await self.call("queue", "GET", "/queue/tokens/me", purchase,
                                        headers={"X-Queue-Token": purchase.token})
             if response.status_code == 401:
                 return self._requeue(purchase, response)
@@ -139,25 +169,39 @@ class Customers:
             await asyncio.sleep(0.1)
 
     async def _hold(self, purchase: Purchase) -> bool:
-        response = await self.call("POST", "/reservations", purchase,
-                                   json={"schedule_id": self.schedule_id, "seat_no": purchase.seat_no},
-                                   headers={"X-Queue-Token": purchase.token or ""})
+        try:
+            response = await self.call(
+                "hold", "POST", "/reservations", purchase,
+                json={"schedule_id": self.schedule_id, "seat_no": purchase.seat_no},
+                headers={"X-Queue-Token": purchase.token or ""})
+        except Unanswered:
+            purchase.hold_unanswered = True
+            raise
         if response.status_code == 401:
             return self._requeue(purchase, response)
+        if response.status_code == 409 and _code(response) == "SEAT_UNAVAILABLE":
+            if purchase.hold_unanswered:
+                raise Retry("hold: HTTP 409 SEAT_UNAVAILABLE after an unanswered hold: until it runs out")
+            raise Outbid()
         _expect(response, 201)
         purchase.reservation_id = response.json()["id"]
         return True
 
     async def _pay(self, purchase: Purchase) -> bool:
-        response = await self.call("POST", "/payments", purchase,
-                                   json={"reservation_id": purchase.reservation_id},
-                                   headers={"X-Queue-Token": purchase.token or "",
-                                            "Idempotency-Key": purchase.key})
+        try:
+            response = await self.call("pay", "POST", "/payments", purchase,
+                                       json={"reservation_id": purchase.reservation_id},
+                                       headers={"X-Queue-Token": purchase.token or "",
+                                                "Idempotency-Key": purchase.key})
+        except Unanswered:
+            purchase.payment_unanswered = True
+            raise
         if response.status_code == 401:
             return self._requeue(purchase, response)
         if response.status_code == 410:
             purchase.reservation_id = None
-            raise Retry("hold expired: hold again")
+            purchase.hold_unanswered = False
+            raise Retry("pay: HTTP 410: hold expired: hold again")
         _expect(response, 201)
         purchase.payment = response.json()
         return True

@@ -139,6 +139,19 @@ class RunningServer:
 
         Call from the main thread: the server gets its death signal when this thread ends.
         """
+        self.launch()
+        try:
+            self._wait_until_ready(self.process, timeout)
+        except BaseException:  # a Ctrl-C while starting must not leave a half-started server
+            self.stop()
+            raise
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to answer (`answers()` says when it does).
+
+        Call from the main thread, as `start`.
+        """
         if not port_is_free("127.0.0.1", self.port):
             # Without this check the readiness probe could be answered by a stranger.
             raise ServerStartError(f"{self.name} cannot start: port {self.port} is already in use")
@@ -147,12 +160,10 @@ class RunningServer:
         self._process = spawn_child(
             self._argv, stdout=self._log, user=self._user, death_signal=self._stop_signal
         )
-        try:
-            self._wait_until_ready(self._process, timeout)
-        except BaseException:  # a Ctrl-C while starting must not leave a half-started server
-            self.stop()
-            raise
-        return self
+
+    def answers(self) -> bool:
+        """Whether the server answers its readiness probe now."""
+        return self._is_ready()
 
     def _wait_until_ready(self, process: subprocess.Popen[bytes], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -179,6 +190,26 @@ class RunningServer:
                 # The group also holds a server's workers (PostgreSQL backends).
                 _signal_group(process.pid, signal.SIGKILL)
                 process.wait()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def send(self, sig: signal.Signals) -> None:
+        """Signal the server's whole process group (a PostgreSQL server's backends too):
+        SIGSTOP freezes it, SIGCONT thaws it."""
+        _signal_group(self.process.pid, sig)
+
+    def kill(self, timeout: float = 10) -> None:
+        """SIGKILL the whole process group, as a crash would, and wait until it is gone:
+        a PostgreSQL server refuses to start while a backend of the last one lives."""
+        process = self.process
+        self.send(signal.SIGKILL)
+        process.wait()
+        deadline = time.monotonic() + timeout
+        while _group_lives(process.pid):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: processes of group {process.pid} outlived SIGKILL")
+            time.sleep(0.02)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -260,3 +291,16 @@ class RunningPart:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):  # the group already ended
         os.killpg(pgid, sig)
+
+
+def _group_lives(pgid: int) -> bool:
+    """Whether a process of group `pgid` still runs (zombies waiting to be reaped do not)."""
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name is in parentheses and may hold spaces: fields follow the last ")".
+            state, _, group = stat.read_text().rpartition(")")[2].split()[:3]
+        except (OSError, ValueError):
+            continue  # the process ended while we looked
+        if int(group) == pgid and state != "Z":
+            return True
+    return False
