@@ -74,6 +74,7 @@ class Customers:
     outbid: list[Purchase] = field(default_factory=list)
     payments_retried: int = 0  # purchases paid on a retry after a payment's answer was lost
     sent: Counter[tuple[str, str]] = field(default_factory=Counter)  # (step, API url) in flight
+    started: Counter[tuple[str, str]] = field(default_factory=Counter)  # (step, API url) ever
 
     def __post_init__(self) -> None:
         self._urls = itertools.cycle(self.api_urls)
@@ -96,6 +97,7 @@ class Customers:
             headers = {**claims, "X-Trace-Id": purchase.trace_id, **headers}
         url = next(self._urls)
         self.sent[step, url] += 1
+        self.started[step, url] += 1
         try:
             response = await self.http.request(method, url + path, headers=headers, **kwargs)
         except httpx.TransportError as error:

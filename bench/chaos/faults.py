@@ -49,6 +49,7 @@ class Faults:
     republished: int = 0
     before_broker_restart: dict[str, int] = field(default_factory=dict)  # database facts
     recovered: dict[str, float] = field(default_factory=dict)  # server -> seconds to answer again
+    paying_at_kill: dict[str, int] = field(default_factory=dict)  # API part -> payments it had
 
     def timeline(self) -> list[Fault]:
         first = {kind: self.system.of_kind(kind)[0].name for kind in ("api", "relay", *CONSUMERS)}
@@ -113,17 +114,38 @@ class Faults:
         return act
 
     def kill_api_paying(self, fault: str, at: float, name: str) -> Fault:
-        """SIGKILL one API process while payments it serves wait for their answer."""
+        """SIGKILL one API process while it serves payments. PostgreSQL is frozen around the
+        kill: a payment still unanswered then is surely inside the API (not yet arrived, or
+        answered and unread, it would test nothing), and one whose COMMIT is on its way
+        commits after the API is gone: the client's retry must find it and get it back."""
         part = self.system.parts[name]
         url = f"http://127.0.0.1:{part.env['BOOKING_PORT']}"
-        kill = self.kill([name])
+        postgres, kill = self.system.servers["postgres"], self.kill([name])
+
+        def paying() -> int:
+            return self.customers.in_flight("pay", url)
+
+        baseline: list[int] = []
+
+        def new_payment() -> bool:
+            """A payment sent to `url` since the first look (one long in flight may have
+            its answer already, unread)."""
+            baseline[:] = baseline or [self.customers.started["pay", url]]
+            return self.customers.started["pay", url] > baseline[0]
 
         async def act() -> None:
-            self.say(f"{self.customers.in_flight('pay', url)} payments in flight on {name}")
-            await kill()
+            postgres.send(signal.SIGSTOP)
+            try:
+                await asyncio.sleep(0.5)  # a request on the wire reaches the API meanwhile
+                await until(lambda: paying() > 0, self.busy_timeout)
+                self.paying_at_kill[name] = paying()
+                self.say(f"{paying()} payments in flight on {name}, PostgreSQL frozen")
+                await kill()
+            finally:
+                postgres.send(signal.SIGCONT)
 
         return Fault(fault, at, f"SIGKILL {name} mid-payment (clients retry, same key)", act,
-                     ready=lambda: self.customers.in_flight("pay", url) > 0)
+                     ready=new_payment)
 
     # --- servers -------------------------------------------------------------------
 

@@ -82,6 +82,7 @@ class Run:
         self.console.print(f"[dim]{self.elapsed():6.1f}s[/] {message}", highlight=False)
 
     async def execute(self) -> Ledger:
+        self.clock = Clock()  # the window opens now, with the system up
         async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=400)) as http:
             customers = Customers(http, self.system.api_urls, self.system.env["AUTH_JWT_SECRET"])
             await customers.create_schedule(self.plan.tickets)
@@ -100,7 +101,7 @@ class Run:
         for purchase in customers.gave_up:
             self.say(f"[bold red]given up[/] seat {purchase.seat_no} ({purchase.user}): {purchase.failure}")
         await faults.providers(mode="ok")()
-        await faults.provider("venue", mode="ok")()
+        await faults.refuse_some_seats()  # and only those, as all along
         await self.settle(allow_parked=True)
         parked, replayed = await self.replay_dead_letters()
         await self.settle(allow_parked=False)

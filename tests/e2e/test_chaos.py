@@ -57,6 +57,7 @@ def test_chaos_run_loses_nothing_duplicates_nothing_leaves_nothing_stuck(tmp_pat
     assert f"{RIVALS} customers outbid" in rows["no seat sold twice"].note, report
     # The API was killed with a payment in flight: its client retried with the same key
     # and was answered with the one payment (the ledger's "client answers" line holds).
+    assert faults.paying_at_kill["api-1"] >= 1, report
     assert rows["client answers = database"].absorbed >= 1, report
     # PostgreSQL was SIGKILLed: it recovered from its WAL, and no answered commit was lost.
     assert "automatic recovery in progress" in postgres_log, report

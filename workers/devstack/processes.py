@@ -195,20 +195,23 @@ class RunningServer:
             self._log = None
 
     def send(self, sig: signal.Signals) -> None:
-        """Signal the server's whole process group (a PostgreSQL server's backends too):
-        SIGSTOP freezes it, SIGCONT thaws it."""
-        _signal_group(self.process.pid, sig)
+        """Signal the server and every process under it (SIGSTOP freezes it, SIGCONT thaws
+        it): a PostgreSQL backend leaves the postmaster's process group as it starts."""
+        for pid in (self.process.pid, *_descendants(self.process.pid)):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
 
     def kill(self, timeout: float = 10) -> None:
-        """SIGKILL the whole process group, as a crash would, and wait until it is gone:
-        a PostgreSQL server refuses to start while a backend of the last one lives."""
+        """SIGKILL the server and every process under it, as a crash would, and wait until
+        they are gone: a PostgreSQL server refuses to start while a backend of the last lives."""
         process = self.process
+        doomed = [process.pid, *_descendants(process.pid)]
         self.send(signal.SIGKILL)
         process.wait()
         deadline = time.monotonic() + timeout
-        while _group_lives(process.pid):
+        while any(_runs(pid) for pid in doomed):
             if time.monotonic() > deadline:
-                raise RuntimeError(f"{self.name}: processes of group {process.pid} outlived SIGKILL")
+                raise RuntimeError(f"{self.name}: processes outlived SIGKILL: {doomed}")
             time.sleep(0.02)
         if self._log is not None:
             self._log.close()
@@ -293,14 +296,34 @@ def _signal_group(pgid: int, sig: signal.Signals) -> None:
         os.killpg(pgid, sig)
 
 
-def _group_lives(pgid: int) -> bool:
-    """Whether a process of group `pgid` still runs (zombies waiting to be reaped do not)."""
+def _states() -> dict[int, tuple[str, int]]:
+    """Every process's state letter and parent, from /proc (Linux)."""
+    found = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
             # The command name is in parentheses and may hold spaces: fields follow the last ")".
-            state, _, group = stat.read_text().rpartition(")")[2].split()[:3]
+            state, parent = stat.read_text().rpartition(")")[2].split()[:2]
         except (OSError, ValueError):
             continue  # the process ended while we looked
-        if int(group) == pgid and state != "Z":
-            return True
-    return False
+        found[int(stat.parent.name)] = (state, int(parent))
+    return found
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for child, (_, parent) in _states().items():
+        children.setdefault(parent, []).append(child)
+    found, todo = [], list(children.get(pid, ()))
+    while todo:
+        found.append(child := todo.pop())
+        todo.extend(children.get(child, ()))
+    return found
+
+
+def _runs(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie waiting to be reaped is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
