@@ -180,16 +180,14 @@ class RunningServer:
             )
 
     def stop(self, timeout: float = 10) -> None:
-        """Ask the server to stop; kill its whole process group if it has not within timeout."""
+        """Ask the server to stop; SIGKILL it and every process under it if it has not within timeout."""
         process = self._process
         if process is not None and process.poll() is None:
             process.send_signal(self._stop_signal)
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
-                # The group also holds a server's workers (PostgreSQL backends).
-                _signal_group(process.pid, signal.SIGKILL)
-                process.wait()
+                self.kill()
         if self._log is not None:
             self._log.close()
             self._log = None
