@@ -9,6 +9,11 @@ again. The client never decides the outcome of a payment: the API does.
 A seat refused (409 SEAT_UNAVAILABLE) is someone else's: the customer leaves, outbid,
 unless a hold of its own went unanswered. That hold may have been taken, and a hold
 has no Idempotency-Key: the customer tries again until it runs out (HOLD_TTL_SECONDS).
+
+A customer waits as long as `Retry-After` asks (API.md): a WAITING token's next poll, a
+503 or 429. Thousands wait at once, so the requests go through bench/httpclient.py's
+lean client (httpx spends ~2 ms of CPU per request: a few hundred polls a second would
+take a core), over a pool of keep-alive connections per API process.
 """
 
 from __future__ import annotations
@@ -23,14 +28,21 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-import httpx
 import jwt
+import orjson
+
+from bench.httpclient import HttpError, Pool
 
 PRICE = 10_000
 
 
 class Retry(Exception):
-    """This step must be tried again; the reason is counted."""
+    """This step must be tried again; the reason is counted. `after`: the seconds the
+    answer's Retry-After asked for, if it had one."""
+
+    def __init__(self, reason: str, after: float | None = None) -> None:
+        super().__init__(reason)
+        self.after = after
 
 
 class Unanswered(Retry):
@@ -58,13 +70,30 @@ class Purchase:
     failure: str | None = None
     hold_unanswered: bool = False  # a hold went out and its answer was lost
     payment_unanswered: bool = False  # a payment went out and its answer was lost
+    authorization: dict[str, str] | None = None  # the customer's JWT, made once
+
+
+@dataclass(frozen=True)
+class Answer:
+    """An HTTP answer, read in full."""
+
+    status_code: int
+    body: bytes
+    retry_after: float | None  # seconds, when the answer carried Retry-After
+
+    def json(self) -> Any:
+        return orjson.loads(self.body)
+
+    @property
+    def text(self) -> str:
+        return self.body.decode(errors="replace")
 
 
 @dataclass
 class Customers:
-    """The load: `api_urls` taken in turn (several API processes), one shared secret."""
+    """The load: `api_urls` taken in turn (several API processes), one shared secret,
+    at most `connections` open to each API process."""
 
-    http: httpx.AsyncClient
     api_urls: list[str]
     jwt_secret: str
     concert_id: str = ""
@@ -75,37 +104,53 @@ class Customers:
     payments_retried: int = 0  # purchases paid on a retry after a payment's answer was lost
     sent: Counter[tuple[str, str]] = field(default_factory=Counter)  # (step, API url) in flight
     started: Counter[tuple[str, str]] = field(default_factory=Counter)  # (step, API url) ever
+    connections: int = 500
+    timeout: float = 30.0
 
     def __post_init__(self) -> None:
         self._urls = itertools.cycle(self.api_urls)
+        self._pools: dict[str, Pool] = {}
+        for url in self.api_urls:
+            host, port = url.removeprefix("http://").rsplit(":", 1)
+            self._pools[url] = Pool(host, int(port), self.connections, self.timeout)
+
+    def close(self) -> None:
+        for pool in self._pools.values():
+            pool.close()
 
     def auth(self, user: str, **claims: Any) -> dict[str, str]:
         payload = {"sub": user, "exp": int(time.time()) + 3600, **claims}
         return {"Authorization": f"Bearer {jwt.encode(payload, self.jwt_secret, algorithm='HS256')}"}
 
     def in_flight(self, step: str, url: str) -> int:
-        """Requests of `step` (charge, queue, hold, pay) sent to `url` and not answered yet."""
+        """Requests of `step` (charge, queue, hold, pay) sent to `url` and not answered yet
+        (a request still waiting for a free connection is not sent)."""
         return self.sent[step, url]
 
     async def call(self, step: str, method: str, path: str, purchase: Purchase | None = None,
-                   **kwargs: Any) -> httpx.Response:
+                   headers: dict[str, str] | None = None, json: Any = None) -> Answer:
         """One request; a lost answer or a 5xx raises Unanswered, its reason named after `step`."""
-        headers = kwargs.pop("headers", {})
+        headers = headers or {}
         if purchase is not None:
-            claims = self.auth(purchase.user, name="Chaos " + purchase.user[-4:],
-                               phone_number=purchase.phone)
-            headers = {**claims, "X-Trace-Id": purchase.trace_id, **headers}
+            if purchase.authorization is None:
+                purchase.authorization = self.auth(purchase.user, name="Chaos " + purchase.user[-4:],
+                                                   phone_number=purchase.phone)
+            headers = {**purchase.authorization, "X-Trace-Id": purchase.trace_id, **headers}
         url = next(self._urls)
-        self.sent[step, url] += 1
-        self.started[step, url] += 1
         try:
-            response = await self.http.request(method, url + path, headers=headers, **kwargs)
-        except httpx.TransportError as error:
+            async with self._pools[url].connection() as connection:
+                self.sent[step, url] += 1
+                self.started[step, url] += 1
+                try:
+                    status, body = await connection.request(method, path, headers=headers, json=json)
+                finally:
+                    self.sent[step, url] -= 1
+                response = Answer(status, body, connection.retry_after)
+        except (HttpError, OSError) as error:
             raise Unanswered(f"{step}: transport: {type(error).__name__}") from None
-        finally:
-            self.sent[step, url] -= 1
         if response.status_code >= 500:
-            raise Unanswered(f"{step}: HTTP {response.status_code} {_code(response)}")
+            raise Unanswered(f"{step}: HTTP {response.status_code} {_code(response)}",
+                             response.retry_after)
         return response
 
     async def create_schedule(self, seats: int) -> str:
@@ -139,7 +184,8 @@ class Customers:
                 return purchase
             except Retry as reason:
                 self.retries[str(reason)] += 1
-                await asyncio.sleep(random.uniform(0, delay))
+                await asyncio.sleep(reason.after if reason.after is not None
+                                    else random.uniform(0, delay))
                 delay = min(2.0, delay * 2)
             except Unexpected as error:
                 purchase.failure = str(error)
@@ -155,20 +201,24 @@ class Customers:
         return True
 
     async def _queue(self, purchase: Purchase) -> bool:
+        """Until the token is ACTIVE, asking again when its Retry-After says."""
         if purchase.token is None:
             response = await self.call("queue", "POST", "/queue/tokens", purchase,
                                        json={"concert_id": self.concert_id})
             _expect(response, 200, 201)
             purchase.token = response.json()["token"]
-        while True:
+        else:
             response = await self.call("queue", "GET", "/queue/tokens/me", purchase,
                                        headers={"X-Queue-Token": purchase.token})
+        while True:
             if response.status_code == 401:
                 return self._requeue(purchase, response)
-            _expect(response, 200)
+            _expect(response, 200, 201)
             if response.json()["status"] == "ACTIVE":
                 return True
-            await asyncio.sleep(0.1)
+            await asyncio.sleep(response.retry_after or 1.0)
+            response = await self.call("queue", "GET", "/queue/tokens/me", purchase,
+                                       headers={"X-Queue-Token": purchase.token})
 
     async def _hold(self, purchase: Purchase) -> bool:
         try:
@@ -208,22 +258,24 @@ class Customers:
         purchase.payment = response.json()
         return True
 
-    def _requeue(self, purchase: Purchase, response: httpx.Response) -> bool:
+    def _requeue(self, purchase: Purchase, response: Answer) -> bool:
         purchase.token = None
         raise Retry(f"HTTP 401 {_code(response)}: queue again")
 
 
-def _code(response: httpx.Response) -> str:
+def _code(response: Answer) -> str:
     try:
         return str(response.json().get("code", ""))
     except ValueError:
         return ""
 
 
-def _expect(response: httpx.Response, *statuses: int) -> None:
+def _expect(response: Answer, *statuses: int) -> None:
     if response.status_code == 403:
         raise Retry("HTTP 403 QUEUE_TOKEN_NOT_ACTIVE")
     if response.status_code == 409 and _code(response) == "IDEMPOTENCY_KEY_IN_PROGRESS":
-        raise Retry("HTTP 409 IDEMPOTENCY_KEY_IN_PROGRESS")
+        raise Retry("HTTP 409 IDEMPOTENCY_KEY_IN_PROGRESS", response.retry_after)
+    if response.status_code == 429:
+        raise Retry("HTTP 429 RATE_LIMITED", response.retry_after)
     if response.status_code not in statuses:
         raise Unexpected(f"HTTP {response.status_code} {response.text[:300]}")

@@ -31,7 +31,6 @@ import time
 from collections import Counter
 from dataclasses import dataclass, field
 
-import httpx
 from rich.console import Console
 
 from bench.chaos.client import Customers, Purchase
@@ -83,8 +82,8 @@ class Run:
 
     async def execute(self) -> Ledger:
         self.clock = Clock()  # the window opens now, with the system up
-        async with httpx.AsyncClient(timeout=30, limits=httpx.Limits(max_connections=400)) as http:
-            customers = Customers(http, self.system.api_urls, self.system.env["AUTH_JWT_SECRET"])
+        customers = Customers(self.system.api_urls, self.system.env["AUTH_JWT_SECRET"])
+        try:
             await customers.create_schedule(self.plan.tickets)
             refused = list(range(3, self.plan.tickets + 1, self.plan.refused_every))
             faults = self.faults = Faults(self.system, customers, self.say, self.elapsed,
@@ -94,6 +93,8 @@ class Run:
             purchases = await self.book(customers)
             await injecting
             await asyncio.gather(*faults.pending)
+        finally:
+            customers.close()
         self.say(f"booked: {sum(p.payment is not None for p in purchases)} paid, "
                  f"{len(customers.outbid)} lost their seat to a rival; "
                  f"client retries: {dict(customers.retries)}")
