@@ -8,7 +8,11 @@ again. The client never decides the outcome of a payment: the API does.
 
 A seat refused (409 SEAT_UNAVAILABLE) is someone else's: the customer leaves, outbid,
 unless a hold of its own went unanswered. That hold may have been taken, and a hold
-has no Idempotency-Key: the customer tries again until it runs out (HOLD_TTL_SECONDS).
+has no Idempotency-Key: the customer tries again until it has surely run out
+(`hold_ttl`, HOLD_TTL_SECONDS, after it was sent); a seat refused after that is a
+rival's. A hold that expired before its payment is taken again, and paid under a new
+Idempotency-Key: the old key belongs to the old reservation's payment (API.md: a key
+used again with another body is refused 422).
 
 A customer waits as long as `Retry-After` asks (API.md): a WAITING token's next poll, a
 503 or 429. Thousands wait at once, so the requests go through bench/httpclient.py's
@@ -34,6 +38,8 @@ import orjson
 from bench.httpclient import HttpError, Pool
 
 PRICE = 10_000
+# An expired hold gives its seat back when it is next asked for, or when the sweep passes.
+HOLD_GRACE_SECONDS = 5.0
 
 
 class Retry(Exception):
@@ -68,7 +74,7 @@ class Purchase:
     payment: dict[str, Any] | None = None
     trace_id: str = field(default_factory=lambda: "chaos-" + secrets.token_hex(8))
     failure: str | None = None
-    hold_unanswered: bool = False  # a hold went out and its answer was lost
+    hold_unanswered_at: float | None = None  # when the last hold whose answer was lost went out
     payment_unanswered: bool = False  # a payment went out and its answer was lost
     authorization: dict[str, str] | None = None  # the customer's JWT, made once
 
@@ -106,6 +112,7 @@ class Customers:
     started: Counter[tuple[str, str]] = field(default_factory=Counter)  # (step, API url) ever
     connections: int = 500
     timeout: float = 30.0
+    hold_ttl: float = 300.0  # the API's HOLD_TTL_SECONDS
 
     def __post_init__(self) -> None:
         self._urls = itertools.cycle(self.api_urls)
@@ -221,18 +228,20 @@ class Customers:
                                        headers={"X-Queue-Token": purchase.token})
 
     async def _hold(self, purchase: Purchase) -> bool:
+        sent = time.monotonic()
         try:
             response = await self.call(
                 "hold", "POST", "/reservations", purchase,
                 json={"schedule_id": self.schedule_id, "seat_no": purchase.seat_no},
                 headers={"X-Queue-Token": purchase.token or ""})
         except Unanswered:
-            purchase.hold_unanswered = True
+            purchase.hold_unanswered_at = sent
             raise
         if response.status_code == 401:
             return self._requeue(purchase, response)
         if response.status_code == 409 and _code(response) == "SEAT_UNAVAILABLE":
-            if purchase.hold_unanswered:
+            unanswered = purchase.hold_unanswered_at
+            if unanswered is not None and time.monotonic() < unanswered + self.hold_ttl + HOLD_GRACE_SECONDS:
                 raise Retry("hold: HTTP 409 SEAT_UNAVAILABLE after an unanswered hold: until it runs out")
             raise Outbid()
         _expect(response, 201)
@@ -252,7 +261,9 @@ class Customers:
             return self._requeue(purchase, response)
         if response.status_code == 410:
             purchase.reservation_id = None
-            purchase.hold_unanswered = False
+            purchase.hold_unanswered_at = None
+            purchase.payment_unanswered = False  # answered at last: 410, nothing taken
+            purchase.key = uuid.uuid4().hex  # a new reservation's payment
             raise Retry("pay: HTTP 410: hold expired: hold again")
         _expect(response, 201)
         purchase.payment = response.json()

@@ -114,10 +114,11 @@ class Faults:
         return act
 
     def kill_api_paying(self, fault: str, at: float, name: str) -> Fault:
-        """SIGKILL one API process while it serves payments. PostgreSQL is frozen around the
-        kill: a payment still unanswered then is surely inside the API (not yet arrived, or
-        answered and unread, it would test nothing), and one whose COMMIT is on its way
-        commits after the API is gone: the client's retry must find it and get it back."""
+        """SIGKILL one API process while it serves payments. PostgreSQL is frozen under a
+        payment in flight: one still unanswered half a second later is surely inside the
+        API (answered and unread, it would test nothing), and one whose COMMIT is on its
+        way commits after the API is gone: the client's retry must find it and get it
+        back. A payment answered before the freeze took hold: thaw, and try again."""
         part = self.system.parts[name]
         url = f"http://127.0.0.1:{part.env['BOOKING_PORT']}"
         postgres, kill = self.system.servers["postgres"], self.kill([name])
@@ -125,27 +126,23 @@ class Faults:
         def paying() -> int:
             return self.customers.in_flight("pay", url)
 
-        baseline: list[int] = []
-
-        def new_payment() -> bool:
-            """A payment sent to `url` since the first look (one long in flight may have
-            its answer already, unread)."""
-            baseline[:] = baseline or [self.customers.started["pay", url]]
-            return self.customers.started["pay", url] > baseline[0]
-
         async def act() -> None:
-            postgres.send(signal.SIGSTOP)
-            try:
-                await asyncio.sleep(0.5)  # a request on the wire reaches the API meanwhile
-                await until(lambda: paying() > 0, self.busy_timeout)
-                self.paying_at_kill[name] = paying()
-                self.say(f"{paying()} payments in flight on {name}, PostgreSQL frozen")
-                await kill()
-            finally:
-                postgres.send(signal.SIGCONT)
+            deadline = time.monotonic() + self.busy_timeout
+            while True:
+                await until(lambda: paying() > 0, max(0.0, deadline - time.monotonic()), interval=0)
+                postgres.send(signal.SIGSTOP)
+                try:
+                    await asyncio.sleep(0.5)  # a request on the wire reaches the API meanwhile
+                    if paying() > 0 or time.monotonic() > deadline:
+                        self.paying_at_kill[name] = paying()
+                        self.say(f"{paying()} payments in flight on {name}, PostgreSQL frozen")
+                        await kill()
+                        return
+                finally:
+                    postgres.send(signal.SIGCONT)
 
         return Fault(fault, at, f"SIGKILL {name} mid-payment (clients retry, same key)", act,
-                     ready=new_payment)
+                     ready=lambda: paying() > 0)
 
     # --- servers -------------------------------------------------------------------
 

@@ -82,7 +82,8 @@ class Run:
 
     async def execute(self) -> Ledger:
         self.clock = Clock()  # the window opens now, with the system up
-        customers = Customers(self.system.api_urls, self.system.env["AUTH_JWT_SECRET"])
+        customers = Customers(self.system.api_urls, self.system.env["AUTH_JWT_SECRET"],
+                              hold_ttl=float(self.system.env["HOLD_TTL_SECONDS"]))
         try:
             await customers.create_schedule(self.plan.tickets)
             refused = list(range(3, self.plan.tickets + 1, self.plan.refused_every))
