@@ -105,10 +105,14 @@ async def consumer_offsets(kafka: str, groups: dict[str, tuple[str, str]]) -> di
     await admin.start()
     try:
         found = {}
+        # Asked of the broker: consumer.topics() does not fill the cache partitions_for_topic
+        # reads, which then knew only some topics (token-expiry's lag and offsets read 0).
+        described = {d["topic"]: d for d in await admin.describe_topics([t for _, t in groups.values()])}
         for part, (group, topic) in groups.items():
-            await consumer.topics()
-            partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or ()]
-            end = await log_end_offsets(consumer, partitions) if partitions else {}
+            partitions = [TopicPartition(topic, p["partition"]) for p in described[topic]["partitions"]]
+            if not partitions:
+                raise RuntimeError(f"the broker knows no partition of {topic}")
+            end = await log_end_offsets(consumer, partitions)
             offsets = await admin.list_consumer_group_offsets(group, partitions=partitions)
             committed = {tp: max(offsets[tp].offset, 0) if tp in offsets else 0 for tp in partitions}
             # Clamped: the group may commit what arrived after the ends were read.
