@@ -126,11 +126,23 @@ class Faults:
         def paying() -> int:
             return self.customers.in_flight("pay", url)
 
+        # PostgreSQL's processes are read before the payment is awaited: its transaction
+        # takes milliseconds, reading /proc as many on a busy machine.
+        aim: dict[str, Any] = {}
+
+        def fresh_payment() -> bool:
+            """A payment sent since PostgreSQL's processes were read, and not answered yet."""
+            if not aim:
+                aim.update(pids=postgres.pids(), started=self.customers.started["pay", url])
+            return self.customers.started["pay", url] > aim["started"] and paying() > 0
+
         async def act() -> None:
             deadline = time.monotonic() + self.busy_timeout
             while True:
-                await until(lambda: paying() > 0, max(0.0, deadline - time.monotonic()), interval=0)
-                postgres.send(signal.SIGSTOP)
+                await until(fresh_payment, max(0.0, deadline - time.monotonic()), interval=0)
+                postgres.send(signal.SIGSTOP, aim["pids"])
+                postgres.send(signal.SIGSTOP)  # and any backend started since
+                aim.clear()
                 try:
                     await asyncio.sleep(0.5)  # a request on the wire reaches the API meanwhile
                     if paying() > 0 or time.monotonic() > deadline:
@@ -142,7 +154,7 @@ class Faults:
                     postgres.send(signal.SIGCONT)
 
         return Fault(fault, at, f"SIGKILL {name} mid-payment (clients retry, same key)", act,
-                     ready=lambda: paying() > 0)
+                     ready=fresh_payment)
 
     # --- servers -------------------------------------------------------------------
 

@@ -192,10 +192,16 @@ class RunningServer:
             self._log.close()
             self._log = None
 
-    def send(self, sig: signal.Signals) -> None:
+    def pids(self) -> list[int]:
+        """The server's process and every process under it, now (read from /proc: slow on a
+        busy machine, so a caller that must signal at an exact moment reads them first)."""
+        return [self.process.pid, *_descendants(self.process.pid)]
+
+    def send(self, sig: signal.Signals, pids: list[int] | None = None) -> None:
         """Signal the server and every process under it (SIGSTOP freezes it, SIGCONT thaws
-        it): a PostgreSQL backend leaves the postmaster's process group as it starts."""
-        for pid in (self.process.pid, *_descendants(self.process.pid)):
+        it): a PostgreSQL backend leaves the postmaster's process group as it starts.
+        `pids`: those read earlier by `pids()`, signalled without reading /proc again."""
+        for pid in self.pids() if pids is None else pids:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, sig)
 
