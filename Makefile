@@ -47,7 +47,7 @@ token: install
 bench: install
 	$(BIN)/python -m bench $(SCENARIO) $(BENCH_ARGS)
 
-# make chaos [CHAOS_ARGS="--tickets 500 --seconds 120"]: the ledger chaos run
+# make chaos [CHAOS_ARGS="--tickets 500 --seconds 120"]: the ledger chaos run (default 2,000 tickets)
 chaos: install
 	$(BIN)/python -m bench.chaos $(CHAOS_ARGS)
 

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any, cast
 
 import httptools
@@ -138,6 +140,33 @@ class Client:
         if self._connection is not None and self._connection.transport is not None:
             self._connection.transport.close()
         self._connection = None
+
+
+class Pool:
+    """Keep-alive connections to one server, at most `size` at once: a request beyond
+    that waits for a connection to come free. A connection whose request failed is
+    closed, never reused (a late answer must not be read as another request's)."""
+
+    def __init__(self, host: str, port: int, size: int, timeout: float = 30.0) -> None:
+        self.host, self.port, self.timeout = host, port, timeout
+        self._free = asyncio.Semaphore(size)
+        self._idle: list[Client] = []  # the last used first: the least likely to be stale
+
+    @asynccontextmanager
+    async def connection(self) -> AsyncIterator[Client]:
+        async with self._free:
+            client = self._idle.pop() if self._idle else Client(self.host, self.port, self.timeout)
+            try:
+                yield client
+            except BaseException:
+                client.close()
+                raise
+            self._idle.append(client)
+
+    def close(self) -> None:
+        for client in self._idle:
+            client.close()
+        self._idle.clear()
 
 
 def json_of(body: bytes) -> Any:

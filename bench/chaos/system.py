@@ -1,11 +1,11 @@
 """The whole system as separate processes, with handles to hurt each part.
 
-Servers as `make run` starts them (workers/devstack/embedded.py): PostgreSQL (or the
-server DATABASE_URL names; the run uses a scratch database on it either way), and
-always an embedded Redis and Tansu broker, since the run restarts them. One provider
-simulator per provider. Then every part as its own process, `replicas` of each
-(API, relay, saga, notifier, token expiry; one queue worker), logging JSON lines to
-a file per process, so the ledger can read what the workers did.
+Servers as `make run` starts them (workers/devstack/embedded.py), each the run's own
+since it kills, freezes and restarts them: PostgreSQL (keeping every answered commit
+through a SIGKILL), Redis and the Tansu broker. One provider simulator per provider.
+Then every part as its own process, `replicas` of each (API, relay, saga, notifier,
+token expiry; one queue worker), logging JSON lines to a file per process, so the
+ledger can read what the workers did.
 """
 
 from __future__ import annotations
@@ -27,9 +27,7 @@ from pathlib import Path
 from typing import IO, Any, TypeVar
 
 import httpx
-from sqlalchemy.engine import make_url
 
-from bench.stack import execute
 from workers.devstack.embedded import start_broker, start_postgres, start_redis, start_simulator
 from workers.devstack.launcher import upgrade_database
 from workers.devstack.processes import RunningServer, free_port, spawn_child
@@ -121,7 +119,6 @@ class Part:
 class System:
     replicas: int
     log_dir: Path
-    database_server_url: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     parts: dict[str, Part] = field(default_factory=dict)
     servers: dict[str, RunningServer] = field(default_factory=dict)
@@ -137,23 +134,16 @@ class System:
 
     def _servers_and_settings(self) -> dict[str, str]:
         logs = self.log_dir / "servers"
-        server_url = self.database_server_url
-        if server_url is None:
-            data = Path(tempfile.mkdtemp(prefix="booking-chaos-pg-"))
-            data.chmod(0o755)
-            self._exit.callback(shutil.rmtree, data, ignore_errors=True)
-            postgres = self._keep(start_postgres(data / "data", durable=False, log_dir=logs))
-            server_url = postgres.url
-        database = f"chaos_{secrets.token_hex(4)}"
-        run_private(execute(server_url, f'CREATE DATABASE "{database}"'))
-        self._exit.callback(lambda: run_private(
-            execute(server_url, f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)')))
+        data = Path(tempfile.mkdtemp(prefix="booking-chaos-pg-"))
+        data.chmod(0o755)
+        self._exit.callback(shutil.rmtree, data, ignore_errors=True)
+        postgres = self._keep(start_postgres(data / "data", durable=False, keep_commits_on_kill=True,
+                                             log_dir=logs))
         redis, broker = self._keep(start_redis(log_dir=logs)), self._keep(start_broker(log_dir=logs))
         sims = {name: self._keep(start_simulator(name, PYTHON, key, log_dir=logs))
                 for name, key in KEYS.items()}
-        return settings_env(
-            make_url(server_url).set(database=database).render_as_string(hide_password=False),
-            redis.url, broker.url, {name: sim.url for name, sim in sims.items()})
+        return settings_env(postgres.url, redis.url, broker.url,
+                            {name: sim.url for name, sim in sims.items()})
 
     def _keep(self, server: RunningServer) -> RunningServer:
         self.servers[server.name.removesuffix(" simulator")] = server
@@ -237,6 +227,9 @@ def settings_env(database_url: str, redis_url: str, kafka: str, sims: dict[str, 
         "LOG_FORMAT": "json", "LOG_LEVEL": "INFO", "BOOKING_HOST": "127.0.0.1",
         "QUEUE_NAMESPACE": "chaos-" + secrets.token_hex(3), "QUEUE_ADMIT_PER_SECOND": "500",
         "QUEUE_MAX_ACTIVE": "300",
+        # A hold whose answer was lost (its API process killed) blocks its own customer,
+        # who cannot know its id, until it runs out.
+        "HOLD_TTL_SECONDS": "30",
         # Every customer comes from this machine's one address: per-address limits off.
         "RATE_LIMIT_ANON_PER_SECOND": "0",
         "CONSUMER_GROUP_PREFIX": "chaos", "CONSUMER_SESSION_TIMEOUT_SECONDS": "6",

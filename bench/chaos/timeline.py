@@ -6,8 +6,8 @@ all have arrived by then, and the later faults would hit no booking at all. So t
 run's clock stops while a fault is being injected: each fault lands after the same
 share of customers whatever the machine's speed, and the rest arrive after it.
 
-A fault also waits (briefly) for a booking in flight, and records the traffic it
-landed on; a fault that landed on none tested nothing, and the ledger says so.
+A fault also waits (briefly) for enough bookings in flight, and records the traffic
+it landed on; a fault that landed on fewer tested too little, and the ledger says so.
 """
 
 from __future__ import annotations
@@ -58,45 +58,53 @@ class Clock:
 class Landing:
     """Where one fault landed in the booking traffic."""
 
-    fault: str
+    name: str
+    fault: str  # what it did
     planned: float  # seconds of the plan
     at: float  # wall seconds since the run started
     arrived: int  # customers arrived by then
     in_flight: int  # bookings started and not finished when it was injected
     took: float  # seconds its injection took (the clock was stopped meanwhile)
     in_flight_after: int  # bookings in flight when the injection was done
+    needed: int  # bookings it had to land on
 
     @property
     def hit(self) -> bool:
-        return self.in_flight > 0
+        return self.in_flight >= self.needed
 
 
 @dataclass
 class Traffic:
     """Customers arrived and bookings in flight."""
 
+    expected: int = 0  # customers who will arrive
     arrived: int = 0
     in_flight: int = 0
     first: float | None = None  # wall time of the first and the last arrival
     last: float | None = None
-    _busy: asyncio.Event = field(default_factory=asyncio.Event, init=False)
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition, init=False)
+
+    def coming(self, customers: int) -> None:
+        self.expected += customers
 
     async def booking(self, purchase: Awaitable[T]) -> T:
         self.arrived += 1
-        self.in_flight += 1
-        self._busy.set()
+        await self._count(+1)
         self.first = self.first or time.monotonic()
         self.last = time.monotonic()
         try:
             return await purchase
         finally:
-            self.in_flight -= 1
-            if not self.in_flight:
-                self._busy.clear()
+            await self._count(-1)
 
-    async def busy(self, within: float) -> bool:
-        """Wait up to `within` seconds for a booking in flight."""
+    async def _count(self, change: int) -> None:
+        async with self._changed:
+            self.in_flight += change
+            self._changed.notify_all()
+
+    async def busy(self, at_least: int, within: float) -> bool:
+        """Wait up to `within` seconds for `at_least` bookings in flight."""
         with suppress(TimeoutError):
-            async with asyncio.timeout(within):
-                await self._busy.wait()
-        return self.in_flight > 0
+            async with asyncio.timeout(within), self._changed:
+                await self._changed.wait_for(lambda: self.in_flight >= at_least)
+        return self.in_flight >= at_least

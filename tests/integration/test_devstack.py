@@ -8,6 +8,7 @@ import signal
 import socket
 import sys
 import tempfile
+import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -296,3 +297,40 @@ def test_launcher_killed_leaves_no_orphans(launcher: Launcher) -> None:
     launcher.process.kill()
     launcher.process.wait()
     assert_all_gone(tree)
+
+
+def test_stop_of_a_frozen_postgres_leaves_no_backend(open_dir: Path) -> None:
+    """A server that does not stop in time is SIGKILLed with every process under it:
+    PostgreSQL's backends leave the postmaster's process group (setsid) as they start."""
+    server = start_postgres(open_dir / "pg", durable=False, log_dir=open_dir)
+    tree = process_tree(server.process.pid)
+    assert len(tree) > 1
+    for process in tree:
+        process.suspend()  # frozen: SIGINT is not acted on, the stop times out
+    server.stop(timeout=1)
+    assert_all_gone(tree, timeout=5)
+
+
+async def test_postgres_killed_and_frozen_whole_keeps_its_commits(open_dir: Path) -> None:
+    server = start_postgres(open_dir / "pg", durable=False, keep_commits_on_kill=True, log_dir=open_dir)
+    try:
+        await fetch_value(server.url, "CREATE TABLE kept AS SELECT 42 AS answer")
+        tree = [p for p in process_tree(server.process.pid) if p.status() != psutil.STATUS_ZOMBIE]
+        server.send(signal.SIGSTOP)
+        until_all(tree, psutil.STATUS_STOPPED)
+        server.send(signal.SIGCONT)
+        until_all(tree, psutil.STATUS_SLEEPING, psutil.STATUS_RUNNING)
+        server.kill()
+        assert_all_gone(tree, timeout=5)
+        server.start()
+        assert await fetch_value(server.url, "SELECT answer FROM kept") == 42
+        assert "automatic recovery in progress" in server.log_path.read_text()
+    finally:
+        server.stop()
+
+
+def until_all(processes: list[psutil.Process], *statuses: str, within: float = 10) -> None:
+    deadline = time.monotonic() + within
+    while (found := {p.status() for p in processes}) - set(statuses):
+        assert time.monotonic() < deadline, f"{found} after {within} s, not only {statuses}"
+        time.sleep(0.01)

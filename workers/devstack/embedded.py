@@ -135,14 +135,18 @@ def _prepare_data_dir(data_dir: Path, user: str | None, log_path: Path, durable:
 
 
 def _postgres_argv(
-    data_dir: Path, port: int, socket_dir: Path, durable: bool, shared_buffers: str
+    data_dir: Path, port: int, socket_dir: Path, durable: bool, shared_buffers: str,
+    keep_commits_on_kill: bool,
 ) -> list[str]:
     argv = [str(pg_bin("postgres")), "-D", str(data_dir), "-p", str(port)]
     argv += ["-h", "127.0.0.1", "-k", str(socket_dir)]
     settings = {"max_connections": "400", "shared_buffers": shared_buffers}
     if not durable:
-        # Test data is thrown away, so a crash losing it costs nothing.
-        settings |= {"fsync": "off", "synchronous_commit": "off", "full_page_writes": "off"}
+        # Test data is thrown away, so a machine crash losing it costs nothing.
+        settings |= {"fsync": "off", "full_page_writes": "off"}
+        if not keep_commits_on_kill:
+            # A commit answered before its WAL left the server's memory dies with the server.
+            settings["synchronous_commit"] = "off"
     for key, value in settings.items():
         argv += ["-c", f"{key}={value}"]
     return argv
@@ -155,8 +159,13 @@ def start_postgres(
     durable: bool = True,
     log_dir: Path | None = None,
     shared_buffers: str = "256MB",
+    keep_commits_on_kill: bool = False,
 ) -> RunningServer:
-    """Run PostgreSQL on data_dir, initialised when empty; durable=False trades safety for speed."""
+    """Run PostgreSQL on data_dir, initialised when empty; durable=False trades safety for speed.
+
+    keep_commits_on_kill: even when not durable, a SIGKILLed server (on a machine that
+    stays up) keeps every commit it answered: its WAL reaches the kernel before the answer.
+    """
     port = port or free_port()
     log_path = (log_dir or _default_log_dir()) / "postgres.log"
     user = _postgres_user()
@@ -166,7 +175,7 @@ def start_postgres(
     _own(socket_dir, user, 0o700)
     server = RunningServer(
         "postgres",
-        _postgres_argv(data_dir, port, socket_dir, durable, shared_buffers),
+        _postgres_argv(data_dir, port, socket_dir, durable, shared_buffers, keep_commits_on_kill),
         url=f"postgresql+asyncpg://postgres@127.0.0.1:{port}/postgres",
         port=port,
         log_path=log_path,

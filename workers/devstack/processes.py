@@ -139,6 +139,19 @@ class RunningServer:
 
         Call from the main thread: the server gets its death signal when this thread ends.
         """
+        self.launch()
+        try:
+            self._wait_until_ready(self.process, timeout)
+        except BaseException:  # a Ctrl-C while starting must not leave a half-started server
+            self.stop()
+            raise
+        return self
+
+    def launch(self) -> None:
+        """Start the process without waiting for it to answer (`answers()` says when it does).
+
+        Call from the main thread, as `start`.
+        """
         if not port_is_free("127.0.0.1", self.port):
             # Without this check the readiness probe could be answered by a stranger.
             raise ServerStartError(f"{self.name} cannot start: port {self.port} is already in use")
@@ -147,12 +160,10 @@ class RunningServer:
         self._process = spawn_child(
             self._argv, stdout=self._log, user=self._user, death_signal=self._stop_signal
         )
-        try:
-            self._wait_until_ready(self._process, timeout)
-        except BaseException:  # a Ctrl-C while starting must not leave a half-started server
-            self.stop()
-            raise
-        return self
+
+    def answers(self) -> bool:
+        """Whether the server answers its readiness probe now."""
+        return self._is_ready()
 
     def _wait_until_ready(self, process: subprocess.Popen[bytes], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -169,16 +180,43 @@ class RunningServer:
             )
 
     def stop(self, timeout: float = 10) -> None:
-        """Ask the server to stop; kill its whole process group if it has not within timeout."""
+        """Ask the server to stop; SIGKILL it and every process under it if it has not within timeout."""
         process = self._process
         if process is not None and process.poll() is None:
             process.send_signal(self._stop_signal)
             try:
                 process.wait(timeout)
             except subprocess.TimeoutExpired:
-                # The group also holds a server's workers (PostgreSQL backends).
-                _signal_group(process.pid, signal.SIGKILL)
-                process.wait()
+                self.kill()
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    def pids(self) -> list[int]:
+        """The server's process and every process under it, now (read from /proc: slow on a
+        busy machine, so a caller that must signal at an exact moment reads them first)."""
+        return [self.process.pid, *_descendants(self.process.pid)]
+
+    def send(self, sig: signal.Signals, pids: list[int] | None = None) -> None:
+        """Signal the server and every process under it (SIGSTOP freezes it, SIGCONT thaws
+        it): a PostgreSQL backend leaves the postmaster's process group as it starts.
+        `pids`: those read earlier by `pids()`, signalled without reading /proc again."""
+        for pid in self.pids() if pids is None else pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, sig)
+
+    def kill(self, timeout: float = 10) -> None:
+        """SIGKILL the server and every process under it, as a crash would, and wait until
+        they are gone: a PostgreSQL server refuses to start while a backend of the last lives."""
+        process = self.process
+        doomed = [process.pid, *_descendants(process.pid)]
+        self.send(signal.SIGKILL)
+        process.wait()
+        deadline = time.monotonic() + timeout
+        while any(_runs(pid) for pid in doomed):
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"{self.name}: processes outlived SIGKILL: {doomed}")
+            time.sleep(0.02)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -260,3 +298,36 @@ class RunningPart:
 def _signal_group(pgid: int, sig: signal.Signals) -> None:
     with contextlib.suppress(ProcessLookupError):  # the group already ended
         os.killpg(pgid, sig)
+
+
+def _states() -> dict[int, tuple[str, int]]:
+    """Every process's state letter and parent, from /proc (Linux)."""
+    found = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            # The command name is in parentheses and may hold spaces: fields follow the last ")".
+            state, parent = stat.read_text().rpartition(")")[2].split()[:2]
+        except (OSError, ValueError):
+            continue  # the process ended while we looked
+        found[int(stat.parent.name)] = (state, int(parent))
+    return found
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for child, (_, parent) in _states().items():
+        children.setdefault(parent, []).append(child)
+    found, todo = [], list(children.get(pid, ()))
+    while todo:
+        found.append(child := todo.pop())
+        todo.extend(children.get(child, ()))
+    return found
+
+
+def _runs(pid: int) -> bool:
+    """Whether `pid` is a live process (a zombie waiting to be reaped is not)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()[0]
+    except (OSError, IndexError):
+        return False
+    return state != "Z"
