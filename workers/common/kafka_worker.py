@@ -29,6 +29,7 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
 
+from services.common.logging import READY
 from workers.common.consumer import EventConsumer, RawMessage
 from workers.common.consumer_settings import ConsumerSettings
 from workers.common.kafka import IdempotenceRefused, ensure_topics, start_producer, system_topics
@@ -132,7 +133,7 @@ class KafkaWorker(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka.
 
     async def on_partitions_assigned(self, assigned: set[TopicPartition]) -> None:
         shown = ", ".join(sorted(f"{tp.topic}[{tp.partition}]" for tp in assigned)) or "none"
-        log.info("%s: %s: %s", self._group, ASSIGNED, shown)
+        log.info("%s %s: %s: %s", self._group, READY, ASSIGNED, shown)
 
     async def _start_consumer(self) -> AIOKafkaConsumer:
         settings = self._settings
