@@ -13,8 +13,8 @@ FOREVER = 3600.0  # a wait that only a notification ends
 async def waiting(wakeup: Wakeup, count: int) -> list[asyncio.Task[None]]:
     seen = wakeup.generation
     waiters = [asyncio.create_task(wakeup.wait(seen, FOREVER)) for _ in range(count)]
-    while len(wakeup._waiters) < count:  # every waiter is parked
-        await asyncio.sleep(0)
+    await settled(waiters)  # every waiter is parked
+    assert len(wakeup._waiters) == count
     return waiters
 
 
