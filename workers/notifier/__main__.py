@@ -28,6 +28,7 @@ from workers.common.http_resilience import ResilientCaller
 from workers.common.kafka_worker import dead_letter_producer, run_worker
 
 PART = "notifier"
+TOPICS = [topics.NOTIFICATIONS]
 log = logging.getLogger("workers.notifier")
 
 
@@ -83,7 +84,7 @@ def main() -> None:
     exit_on_help(__doc__)
     settings = load_settings_or_exit(Settings)
     configure_logging(PART, settings.log_level, settings.log_json)
-    run_worker(settings, PART, [topics.NOTIFICATIONS], lambda: notifier_consumer(settings),
+    run_worker(settings, PART, TOPICS, lambda: notifier_consumer(settings),
                metrics_port=settings.notifier_metrics_port)
 
 

@@ -29,6 +29,7 @@ from workers.common.kafka_worker import dead_letter_producer, run_worker
 from workers.saga.config import Settings
 
 PART = "ticket-saga"
+TOPICS = [topics.PAYMENTS]
 log = logging.getLogger("workers.saga")
 
 
@@ -69,7 +70,7 @@ def main() -> None:
     exit_on_help(__doc__)
     settings = load_settings_or_exit(Settings)
     configure_logging(PART, settings.log_level, settings.log_json)
-    run_worker(settings, PART, [topics.PAYMENTS], lambda: saga_consumer(settings),
+    run_worker(settings, PART, TOPICS, lambda: saga_consumer(settings),
                metrics_port=settings.saga_metrics_port)
 
 

@@ -26,6 +26,7 @@ from workers.common.kafka_worker import dead_letter_producer, run_worker
 from workers.token_expiry.config import Settings
 
 PART = "token-expiry"
+TOPICS = [topics.QUEUE_TOKENS]
 
 
 def is_outage(error: BaseException) -> bool:
@@ -55,7 +56,7 @@ def main() -> None:
     exit_on_help(__doc__)
     settings = load_settings_or_exit(Settings)
     configure_logging(PART, settings.log_level, settings.log_json)
-    run_worker(settings, PART, [topics.QUEUE_TOKENS], lambda: token_expiry_consumer(settings),
+    run_worker(settings, PART, TOPICS, lambda: token_expiry_consumer(settings),
                metrics_port=settings.token_expiry_metrics_port)
 
 
