@@ -25,6 +25,7 @@ from services.common.coalescing import Coalescer
 from workers.common.http_resilience import Accepted, BreakerOpen, TransientFailure
 
 CONSUMER = "ticket-saga"
+SETTLE_LINGER_SECONDS = 0.002
 log = logging.getLogger("booking.saga")
 
 
@@ -52,7 +53,10 @@ class TicketSaga:
         self.breaker_wait_seconds = breaker_wait_seconds
         self.clock = clock
         self._claims = Coalescer(self._claim_many, key=lambda request: request.payment_id)
-        self._confirmations = Coalescer(self._confirm_many, key=lambda done: done.payment_id)
+        # Settlements follow venue answers, which come back a little apart: they wait a
+        # moment for each other.
+        self._confirmations = Coalescer(self._confirm_many, key=lambda done: done.payment_id,
+                                        linger=SETTLE_LINGER_SECONDS)
 
     async def on_payment_completed(
         self, event_id: UUID, payment: PaymentCompleted, trace_id: str | None
