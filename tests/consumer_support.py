@@ -1,17 +1,16 @@
-"""A faust consumer worker run inside the test's event loop, fed by an `EventConsumer`."""
+"""A consumer worker run inside the test's event loop, fed by an `EventConsumer`."""
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
 from typing import Any
 
-import faust
 from aiokafka import AIOKafkaProducer
 
 from workers.common.consumer import EventConsumer, Handler, IsOutage, Route, never_an_outage
 from workers.common.consumer_settings import ConsumerSettings
 from workers.common.envelope import Envelope, encode
-from workers.common.faust_worker import attach_consumer, create_app
+from workers.common.kafka_worker import KafkaWorker
 
 
 async def send(producer: AIOKafkaProducer, topic: str, messages: list[tuple[str, int]]) -> None:
@@ -23,24 +22,21 @@ async def send(producer: AIOKafkaProducer, topic: str, messages: list[tuple[str,
 
 @asynccontextmanager
 async def running_worker(
-    kafka: str, topic: str, partitions: int, producer: AIOKafkaProducer, data_dir: Path,
+    kafka: str, topic: str, partitions: int, producer: AIOKafkaProducer,
     routes: dict[str, Handler], is_outage: IsOutage = never_an_outage, **settings: Any,
-) -> AsyncIterator[tuple[faust.App, ConsumerSettings]]:
+) -> AsyncIterator[tuple[KafkaWorker, ConsumerSettings]]:
     """Start a worker consuming `topic` in a group of its own; stop it on the way out."""
     config = ConsumerSettings(
         kafka_bootstrap_servers=kafka, kafka_enable_idempotence=False, kafka_partitions=partitions,
-        consumer_group_prefix=topic.replace(".", "-"), consumer_data_dir=str(data_dir), **settings,
+        consumer_group_prefix=topic.replace(".", "-"), **settings,
     )
-
-    @asynccontextmanager
-    async def consumer() -> AsyncIterator[EventConsumer]:
-        yield EventConsumer("test-worker", {kind: Route(handler) for kind, handler in routes.items()},
+    handler = EventConsumer("test-worker", {kind: Route(handler) for kind, handler in routes.items()},
                             producer, is_outage=is_outage)
-
-    app = create_app(config, "worker")
-    attach_consumer(app, [topic], consumer, concurrency=config.consumer_concurrency)
-    await app.start()
+    worker = KafkaWorker(config, config.group("worker"), [topic], handler,
+                         concurrency=config.consumer_concurrency)
+    running = asyncio.create_task(worker.run())
     try:
-        yield app, config
+        yield worker, config
     finally:
-        await app.stop()
+        worker.stop()
+        await running

@@ -28,7 +28,10 @@ class LauncherProcess:
             self.lines.put(line)
 
     def wait_for(self, text: str, timeout: float = 60) -> None:
-        """Read output until a line holding `text`; fail with all of it if none comes."""
+        """Read output until a line holding `text` (or find it read already); fail with all
+        of it if none comes."""
+        if any(text in line for line in self.output):
+            return
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:

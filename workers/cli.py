@@ -6,9 +6,9 @@ import sys
 PARTS = {
     "queue": ("workers.queue.__main__", "waiting-room admission, token and hold expiry"),
     "relay": ("workers.outbox_relay.__main__", "outbox relay: publish committed events to Kafka"),
-    "saga": ("workers.saga.__main__", "ticket saga: venue registration or refund (faust)"),
-    "notifier": ("workers.notifier.__main__", "notifications: Kakao AlimTalk, then SMS (faust)"),
-    "token-expiry": ("workers.token_expiry.__main__", "apply queue-token expiry events to Redis (faust)"),
+    "saga": ("workers.saga.__main__", "ticket saga: venue registration or refund (consumer)"),
+    "notifier": ("workers.notifier.__main__", "notifications: Kakao AlimTalk, then SMS (consumer)"),
+    "token-expiry": ("workers.token_expiry.__main__", "apply queue-token expiry events to Redis (consumer)"),
     "sagas": ("workers.saga.status", "show ticket saga state per payment (admin view)"),
 }
 

@@ -28,13 +28,14 @@ from typing import IO, Any, TypeVar
 
 import httpx
 
+from workers.common.kafka_worker import ASSIGNED
 from workers.devstack.embedded import start_broker, start_postgres, start_redis, start_simulator
 from workers.devstack.launcher import upgrade_database
 from workers.devstack.processes import RunningServer, free_port, spawn_child
 
 PYTHON = sys.executable
 CODE_ROOT = Path(__file__).resolve().parents[2]
-FAUST_READY = b"Worker]: Ready"
+CONSUMER_READY = ASSIGNED.encode()
 CONSUMERS = {"saga": "ticket-saga", "notifier": "notifier", "token-expiry": "token-expiry"}
 MODULES = {
     "api": "services.booking.entrypoints.api", "queue": "workers.queue",
@@ -96,12 +97,12 @@ class Part:
         return self.process is not None and self.process.poll() is None
 
     def ready(self) -> bool:
-        """Faust workers: said "Ready" since the last start; other parts: running."""
+        """Consumer workers: said their partitions are assigned since the last start; other parts: running."""
         if self.kind not in CONSUMERS:
             return self.alive()
         with self.log_path.open("rb") as log:
             log.seek(self._offset)
-            return FAUST_READY in log.read()
+            return CONSUMER_READY in log.read()
 
     def records(self) -> list[dict[str, Any]]:
         """Every JSON log record the process wrote, across its restarts."""
@@ -154,9 +155,7 @@ class System:
         for kind in MODULES:
             for index in range(1 if kind == "queue" else self.replicas):
                 name = f"{kind}-{index + 1}"
-                faust_dir = self.log_dir / "faust" / name
-                faust_dir.mkdir(parents=True, exist_ok=True)
-                env = {**self.env, "RELAY_NAME": f"chaos-{name}", "CONSUMER_DATA_DIR": str(faust_dir)}
+                env = {**self.env, "RELAY_NAME": f"chaos-{name}"}
                 if kind == "api":
                     env["BOOKING_PORT"] = str(free_port())
                     self.api_urls.append(f"http://127.0.0.1:{env['BOOKING_PORT']}")

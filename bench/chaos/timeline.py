@@ -1,6 +1,6 @@
 """One clock for customers and faults, and a record of the traffic each fault landed on.
 
-Injecting a fault can take long: the broker's restart waits for every faust worker to
+Injecting a fault can take long: the broker's restart waits for every consumer worker to
 start again, 30 s and more on a loaded machine. On the wall clock the customers would
 all have arrived by then, and the later faults would hit no booking at all. So the
 run's clock stops while a fault is being injected: each fault lands after the same

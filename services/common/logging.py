@@ -24,6 +24,9 @@ from services.common.redaction import redact_text
 from services.common.tracing import current_trace_id
 
 # Libraries that log every request or reconnect: their callers log the outcome.
+# The words of the one record each part logs when it starts its work: `make run` shows the
+# part as ready when it sees them (workers/devstack/part_output.py).
+READY = "is ready"
 QUIET = {"httpx": logging.WARNING, "httpcore": logging.WARNING}
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", (), None).__dict__) | {
     "message", "asctime", "service", "trace_id", "color_message", "taskName",

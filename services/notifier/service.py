@@ -69,7 +69,8 @@ class Notifier:
     async def deliver(self, request: NotificationRequested, trace_id: str | None = None) -> str:
         """Deliver or skip the notification; return the result (delivered:<channel>, ...)."""
         async with delivery_log.exclusive(self.engine, request.notification_id) as entry:
-            state, content = await entry.open(request)
+            first = channel_order(None)[0]
+            state, content = await entry.open(request, first, message_id(request.notification_id))
             if state.status in FINAL:
                 return "duplicate"
             if content is None:
@@ -83,9 +84,10 @@ class Notifier:
         self, entry: DeliveryLog, state: NotificationState, content: Content, trace_id: str | None
     ) -> str:
         failures: list[Miss] = []
-        for channel in channel_order(state.unsettled_channel):
+        for index, channel in enumerate(channel_order(state.unsettled_channel)):
             resuming = state.unsettled_attempt if channel == state.unsettled_channel else None
-            miss = await self._try(entry, channel, content, resuming, trace_id)
+            begun = state.begun_attempt if index == 0 else None
+            miss = await self._try(entry, channel, content, resuming, begun, trace_id)
             if miss is None:
                 return f"delivered:{channel}"
             failures.append(miss)
@@ -97,11 +99,14 @@ class Notifier:
 
     async def _try(
         self, entry: DeliveryLog, channel: Channel, content: Content, resuming: int | None,
-        trace_id: str | None,
+        begun: int | None, trace_id: str | None,
     ) -> Miss | None:
-        """One channel: None when it accepted, else why it did not."""
+        """One channel: None when it accepted, else why it did not. `resuming`: an earlier
+        call left unsettled; `begun`: this call, already recorded as SENDING."""
         mid = message_id(entry.notification_id)
-        attempt = resuming if resuming is not None else await entry.begin(channel, mid)
+        attempt = resuming if resuming is not None else begun
+        if attempt is None:
+            attempt = await entry.begin(channel, mid)
         try:
             outcome = await self._send(channel, mid, content, trace_id)
         except (BreakerOpen, TransientFailure) as error:

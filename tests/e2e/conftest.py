@@ -51,7 +51,7 @@ async def stack(
     settings = make_settings(e2e_database_url, redis_url, kafka_bootstrap)
     log_dir = tmp_path_factory.mktemp("e2e-workers")
     prefix = "e2e-" + secrets.token_hex(4)
-    env = worker_env(settings, e2e_database_url, kafka_bootstrap, prefix, simulators, log_dir)
+    env = worker_env(settings, e2e_database_url, kafka_bootstrap, prefix, simulators)
     workers = {name: WorkerProcess(name, env, log_dir) for name in WORKERS}
     for worker in workers.values():
         worker.start()

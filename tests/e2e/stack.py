@@ -1,7 +1,7 @@
 """The whole system for end-to-end tests: API, relay, consumer workers, provider simulators.
 
 The API, the queue worker and the relay run in the test's event loop; the three
-faust workers are real subprocesses (so they can be SIGKILLed); the providers are
+consumer workers are real subprocesses (so they can be SIGKILLed); the providers are
 simulators on real sockets. Everything uses a private database, so the relay and
 the workers see only what these tests do.
 """
@@ -20,6 +20,7 @@ from typing import Any
 
 from services.booking.config import Settings
 from tests.support import Booking, free_port, sql
+from workers.common.kafka_worker import ASSIGNED
 from workers.devstack.simulators.server import SimulatorServer
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -35,7 +36,7 @@ VENUE_MAX_ATTEMPTS = 3
 # Messages each worker handles at once (the default).
 CONSUMER_CONCURRENCY = 8
 WORKERS = {"saga": "workers.saga", "notifier": "workers.notifier", "token-expiry": "workers.token_expiry"}
-READY_LINE = b"Worker]: Ready"
+READY_LINE = ASSIGNED.encode()
 
 
 class WorkerProcess:
@@ -57,7 +58,7 @@ class WorkerProcess:
             )
 
     async def wait_ready(self, within: float = 60.0) -> None:
-        """Wait for faust's "ready" line: the group is joined and partitions assigned."""
+        """Wait for the worker's line that its group is joined and partitions assigned."""
         deadline = time.monotonic() + within
         while True:
             with self.log.open("rb") as log:
@@ -87,7 +88,7 @@ class WorkerProcess:
 
 
 def worker_env(settings: Settings, database_url: str, kafka: str, group_prefix: str,
-               sims: dict[str, SimulatorServer], data_dir: Path) -> dict[str, str]:
+               sims: dict[str, SimulatorServer]) -> dict[str, str]:
     env = {key: value for key, value in os.environ.items()
            if not key.startswith(("KAKAO_", "SMS_", "VENUE_", "CONSUMER_"))}
     env.update({
@@ -96,7 +97,7 @@ def worker_env(settings: Settings, database_url: str, kafka: str, group_prefix: 
         "QUEUE_NAMESPACE": settings.queue_namespace, "CONSUMER_GROUP_PREFIX": group_prefix,
         "CONSUMER_SESSION_TIMEOUT_SECONDS": "6", "CONSUMER_REBALANCE_TIMEOUT_SECONDS": "4",
         "CONSUMER_COMMIT_INTERVAL_SECONDS": "0.5", "CONSUMER_RETRY_BASE_SECONDS": "0.2",
-        "CONSUMER_DATA_DIR": str(data_dir), "CONSUMER_CONCURRENCY": str(CONSUMER_CONCURRENCY),
+        "CONSUMER_CONCURRENCY": str(CONSUMER_CONCURRENCY),
         "VENUE_API_URL": sims["venue"].base_url, "VENUE_MAX_ATTEMPTS": str(VENUE_MAX_ATTEMPTS),
         "VENUE_TIMEOUT_SECONDS": "2", "VENUE_RETRY_BASE_SECONDS": "0.05",
         "VENUE_BREAKER_RESET_SECONDS": str(BREAKER_RESET),

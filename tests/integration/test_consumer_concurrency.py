@@ -1,4 +1,4 @@
-"""A faust worker handles several messages at once: each key in order, no offset committed early."""
+"""A consumer worker handles several messages at once: each key in order, no offset committed early."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ import asyncio
 import random
 import time
 from collections import defaultdict
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
@@ -34,7 +33,7 @@ async def until(condition, what: str, seconds: float = 60) -> None:
 
 
 async def test_many_keys_at_once_each_key_in_order_every_message_once_and_all_committed(
-    kafka_bootstrap: str, producer: AIOKafkaProducer, tmp_path: Path
+    kafka_bootstrap: str, producer: AIOKafkaProducer
 ) -> None:
     partitions, keys, per_key = 4, 40, 10
     topic = await topic_with_dead_letters(kafka_bootstrap, "concurrent", partitions=partitions)
@@ -52,7 +51,7 @@ async def test_many_keys_at_once_each_key_in_order_every_message_once_and_all_co
         seen[envelope.aggregate_id].append(envelope.data["n"])
         running -= 1
 
-    async with running_worker(kafka_bootstrap, topic, partitions, producer, tmp_path,
+    async with running_worker(kafka_bootstrap, topic, partitions, producer,
                               {"Happened": handle}, consumer_concurrency=CONCURRENCY,
                               consumer_commit_interval_seconds=0.2) as (_, settings):
         await until(lambda: sum(map(len, seen.values())) >= len(messages), "every message")
@@ -64,7 +63,7 @@ async def test_many_keys_at_once_each_key_in_order_every_message_once_and_all_co
 
 
 async def test_an_offset_is_never_committed_past_a_message_still_in_hand(
-    kafka_bootstrap: str, producer: AIOKafkaProducer, tmp_path: Path
+    kafka_bootstrap: str, producer: AIOKafkaProducer
 ) -> None:
     topic = await topic_with_dead_letters(kafka_bootstrap, "in-hand", partitions=1)
     await send(producer, topic, [(f"booking-{n}", n) for n in range(50)])
@@ -76,7 +75,7 @@ async def test_an_offset_is_never_committed_past_a_message_still_in_hand(
             await gate.wait()
         handled.add(n)
 
-    async with running_worker(kafka_bootstrap, topic, 1, producer, tmp_path,
+    async with running_worker(kafka_bootstrap, topic, 1, producer,
                               {"Happened": handle}, consumer_concurrency=CONCURRENCY,
                               consumer_commit_interval_seconds=0.2) as (_, settings):
         group, tps = settings.group("worker"), [TopicPartition(topic, 0)]

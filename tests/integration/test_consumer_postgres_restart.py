@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from pathlib import Path
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -24,7 +23,7 @@ BATCH = 30
 
 async def test_messages_after_a_restart_are_handled_once_on_fresh_connections(
     own_postgres: RunningServer, restartable_db: str, kafka_bootstrap: str,
-    producer: AIOKafkaProducer, tmp_path: Path,
+    producer: AIOKafkaProducer,
 ) -> None:
     topic = await topic_with_dead_letters(kafka_bootstrap, "pg-restart", partitions=2)
     # Pooled connections, as a worker keeps them; none survives the restart.
@@ -54,7 +53,7 @@ async def test_messages_after_a_restart_are_handled_once_on_fresh_connections(
             await asyncio.sleep(0.1)
 
     try:
-        async with running_worker(kafka_bootstrap, topic, 2, producer, tmp_path, {"Happened": handle},
+        async with running_worker(kafka_bootstrap, topic, 2, producer, {"Happened": handle},
                                   is_outage=is_database_outage):
             await send(producer, topic, [(f"k-{n % 7}", n) for n in range(BATCH)])
             await until_handled(BATCH)

@@ -15,6 +15,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 
+from services.common.logging import READY
 from tests.relay_support import (
     Collector,
     assert_in_order,
@@ -57,7 +58,7 @@ class RelayProcess:
         self.process.wait()
 
     def _starts(self) -> int:
-        return self._log.read_text(errors="replace").count(f"outbox relay {self.name} started")
+        return self._log.read_text(errors="replace").count(f"outbox relay {self.name} {READY}")
 
     def log_tail(self) -> str:
         return self._log.read_text(errors="replace")[-3000:]

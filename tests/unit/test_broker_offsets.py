@@ -54,8 +54,6 @@ def test_the_relay_watches_the_groups_and_topics_the_workers_consume() -> None:
         module = importlib.import_module(name)
         group = ConsumerSettings(kafka_bootstrap_servers="k:9092", consumer_group_prefix="p").group(
             module.PART)
-        consumed = re.findall(r"attach_consumer\(app, \[([^\]]*)\]", inspect.getsource(module))
-        assert len(consumed) == 1, name
-        workers[group] = tuple(getattr(topics, ref.strip().removeprefix("topics."))
-                               for ref in consumed[0].split(","))
+        assert re.search(r"run_worker\(settings, PART, TOPICS,", inspect.getsource(module)), name
+        workers[group] = tuple(module.TOPICS)
     assert consumer_groups("p") == workers

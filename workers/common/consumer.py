@@ -1,7 +1,7 @@
 """Poison-proof event handling shared by every consumer, whatever feeds it the messages.
 
-A message goes through: decode the envelope (the raw bytes; faust hands them over
-undecoded, because a value faust fails to decode crashes its agent), route by event
+A message goes through: decode the envelope (the raw bytes: the Kafka client hands them
+over undecoded, so a value that is not an envelope is parked, not a crash), route by event
 type and version, run the handler. What cannot succeed is parked in `<topic>.dlq`
 with its cause, and only then does `process` return, so the offset is committed
 after the message is either handled or parked, never skipped:

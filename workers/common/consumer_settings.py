@@ -17,16 +17,14 @@ class ConsumerSettings(KafkaSettings, LogSettings):
     consumer_max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
     consumer_retry_base_seconds: Seconds = 0.5
     consumer_retry_max_seconds: Seconds = 10.0
-    # How soon a killed worker's partitions move to a live one; heartbeats run in
-    # faust's consumer thread, so a busy handler does not look dead.
+    # How soon a killed worker's partitions move to a live one; heartbeats run in the
+    # worker's event loop beside the handlers, which never block it.
     consumer_session_timeout_seconds: Seconds = 10.0
     consumer_rebalance_timeout_seconds: Seconds = 10.0
     consumer_commit_interval_seconds: Seconds = 1.0
     # Messages handled at once per worker (one at a time per key, acked in offset order).
     # Each takes a database connection while it runs: keep it within the pool size.
     consumer_concurrency: Annotated[int, Field(ge=1, le=100)] = 8
-    # faust keeps nothing here (no tables), but wants a directory of its own.
-    consumer_data_dir: str | None = None
     worker_metrics_host: str = "127.0.0.1"
 
     def group(self, part: str) -> str:

@@ -190,7 +190,6 @@ class Stack:
             running = RunningPart.start(part, env, cwd, self.console, index,
                                         log_dir=self.config.log_dir, verbose=self.config.verbose)
             self.parts.append(running)
-            self.say(f"{part.name} started (log: {running.log_path})")
 
     def check_parts_alive(self) -> None:
         for part in self.parts:
@@ -249,7 +248,8 @@ def _run(
     stack.start_parts(parts, resolved)
     host, port = stack.config.host, stack.config.port
     stack.wait_ready(ready_check or http_ready_check(host, port), ready_timeout)
-    stack.say(f"booking API ready at http://{host}:{port}  (docs: /docs)", "bold green")
+    api_log = next((f"; log: {part.log_path}" for part in stack.parts if part.name == "api"), "")
+    stack.say(f"booking API ready at http://{host}:{port}  (docs: /docs{api_log})", "bold green")
     stack.supervise()
 
 

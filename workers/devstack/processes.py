@@ -277,7 +277,8 @@ class RunningPart:
         assert process.stdout is not None
         prefix = Text(f"{part.name:<8}| ", style=PART_STYLES[index % len(PART_STYLES)])
         pump = threading.Thread(
-            target=pump_lines, args=(process.stdout, log, prefix, console, verbose), daemon=True)
+            target=pump_lines, args=(process.stdout, log, prefix, console, verbose),
+            kwargs={"ready_line": f"ready (log: {log_path})"}, daemon=True)
         pump.start()
         return cls(part.name, process, pump, log_path)
 

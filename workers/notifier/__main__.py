@@ -24,15 +24,11 @@ from workers.common.consumer_metrics import NOTIFICATIONS
 from workers.common.database import create_worker_engine, is_database_outage
 from workers.common.envelope import Envelope
 from workers.common.event_data import parse_event
-from workers.common.faust_worker import (
-    attach_consumer,
-    create_app,
-    dead_letter_producer,
-    run_worker,
-)
 from workers.common.http_resilience import ResilientCaller
+from workers.common.kafka_worker import dead_letter_producer, run_worker
 
 PART = "notifier"
+TOPICS = [topics.NOTIFICATIONS]
 log = logging.getLogger("workers.notifier")
 
 
@@ -88,10 +84,8 @@ def main() -> None:
     exit_on_help(__doc__)
     settings = load_settings_or_exit(Settings)
     configure_logging(PART, settings.log_level, settings.log_json)
-    app = create_app(settings, PART)
-    attach_consumer(app, [topics.NOTIFICATIONS], lambda: notifier_consumer(settings),
-                    concurrency=settings.consumer_concurrency)
-    run_worker(app, settings, settings.notifier_metrics_port)
+    run_worker(settings, PART, TOPICS, lambda: notifier_consumer(settings),
+               metrics_port=settings.notifier_metrics_port)
 
 
 if __name__ == "__main__":

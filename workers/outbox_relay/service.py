@@ -13,6 +13,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from services.common.broker_offsets import BrokerOffsets, consumer_groups
+from services.common.logging import READY
 from workers.common.kafka import IdempotenceRefused, ensure_topics, start_producer, system_topics
 from workers.outbox_relay.broker_offsets import watch_offsets
 from workers.outbox_relay.config import Settings
@@ -50,7 +51,7 @@ async def serve(
     """Run the relay until `stop` is set; set `started` once it runs."""
     async with running_relay(settings, metrics) as relay:
         started.set()
-        log.info("outbox relay %s started", settings.relay_name)
+        log.info("outbox relay %s %s", settings.relay_name, READY)
         stopping = asyncio.create_task(stop.wait())
         finished = asyncio.create_task(relay.finished.wait())
         await asyncio.wait([stopping, finished], return_when=asyncio.FIRST_COMPLETED)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 
 import asyncpg
@@ -15,23 +16,45 @@ DATABASE_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, Timeo
 
 
 class Wakeup:
-    """A wake-up signal that a waiter cannot miss between checking and waiting."""
+    """A wake-up signal that a waiter cannot miss between checking and waiting.
+
+    A notification wakes one waiting loop, not all of them: every loop woken would claim,
+    and a commit would cost RELAY_CONCURRENCY claims where one finds its rows. A
+    notification that finds no loop waiting is not lost: a loop that comes back from a
+    claim sees the generation moved and claims again at once.
+    """
 
     def __init__(self) -> None:
         self.generation = 0
-        self._event = asyncio.Event()
+        self._waiters: collections.deque[asyncio.Future[None]] = collections.deque()
 
     def notify(self) -> None:
+        self._wake(most=1)
+
+    def notify_all(self) -> None:
+        self._wake(most=None)
+
+    def _wake(self, most: int | None) -> None:
         self.generation += 1
-        self._event.set()
-        self._event = asyncio.Event()
+        woken = 0
+        while self._waiters and (most is None or woken < most):
+            waiter = self._waiters.popleft()
+            if not waiter.done():  # one that timed out is gone already
+                waiter.set_result(None)
+                woken += 1
 
     async def wait(self, seen: int, seconds: float) -> None:
-        """Return at the first notification after generation `seen`, or after `seconds`."""
+        """Return at a notification after generation `seen`, or after `seconds`."""
         if self.generation != seen:
             return
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._event.wait(), seconds)
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(waiter, seconds)
+        finally:
+            if waiter in self._waiters:
+                self._waiters.remove(waiter)
 
 
 class OutboxListener:

@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from services.booking.adapters import idempotency_store, reservations
 from services.booking.adapters.waiting_room import WaitingRooms
 from services.booking.config import Settings, queue_lifetimes
+from services.common.logging import READY
 from services.common.redis_client import RedisClient
 from workers.queue import metrics
 
@@ -85,6 +86,7 @@ async def sweep_forever(engine: AsyncEngine) -> None:
 async def run(settings: Settings, engine: AsyncEngine, redis: RedisClient,
               shuffle_seed: int | None = None) -> None:
     rooms = WaitingRooms(redis, queue_lifetimes(settings), settings.queue_namespace)
+    log.info("queue worker %s: admitting to the waiting rooms, expiring tokens and holds", READY)
     async with asyncio.TaskGroup() as group:
         group.create_task(admit_forever(rooms, Shuffles(shuffle_seed)))
         group.create_task(sweep_forever(engine))

@@ -24,16 +24,12 @@ from workers.common.consumer_metrics import SAGA_OUTCOMES
 from workers.common.database import create_worker_engine, is_database_outage
 from workers.common.envelope import Envelope
 from workers.common.event_data import parse_event
-from workers.common.faust_worker import (
-    attach_consumer,
-    create_app,
-    dead_letter_producer,
-    run_worker,
-)
 from workers.common.http_resilience import ResilientCaller
+from workers.common.kafka_worker import dead_letter_producer, run_worker
 from workers.saga.config import Settings
 
 PART = "ticket-saga"
+TOPICS = [topics.PAYMENTS]
 log = logging.getLogger("workers.saga")
 
 
@@ -74,10 +70,8 @@ def main() -> None:
     exit_on_help(__doc__)
     settings = load_settings_or_exit(Settings)
     configure_logging(PART, settings.log_level, settings.log_json)
-    app = create_app(settings, PART)
-    attach_consumer(app, [topics.PAYMENTS], lambda: saga_consumer(settings),
-                    concurrency=settings.consumer_concurrency)
-    run_worker(app, settings, settings.saga_metrics_port)
+    run_worker(settings, PART, TOPICS, lambda: saga_consumer(settings),
+               metrics_port=settings.saga_metrics_port)
 
 
 if __name__ == "__main__":

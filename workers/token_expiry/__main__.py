@@ -22,15 +22,11 @@ from services.common.settings import exit_on_help, load_settings_or_exit
 from workers.common.consumer import EventConsumer, Route
 from workers.common.envelope import Envelope
 from workers.common.event_data import parse_event
-from workers.common.faust_worker import (
-    attach_consumer,
-    create_app,
-    dead_letter_producer,
-    run_worker,
-)
+from workers.common.kafka_worker import dead_letter_producer, run_worker
 from workers.token_expiry.config import Settings
 
 PART = "token-expiry"
+TOPICS = [topics.QUEUE_TOKENS]
 
 
 def is_outage(error: BaseException) -> bool:
@@ -60,10 +56,8 @@ def main() -> None:
     exit_on_help(__doc__)
     settings = load_settings_or_exit(Settings)
     configure_logging(PART, settings.log_level, settings.log_json)
-    app = create_app(settings, PART)
-    attach_consumer(app, [topics.QUEUE_TOKENS], lambda: token_expiry_consumer(settings),
-                    concurrency=settings.consumer_concurrency)
-    run_worker(app, settings, settings.token_expiry_metrics_port)
+    run_worker(settings, PART, TOPICS, lambda: token_expiry_consumer(settings),
+               metrics_port=settings.token_expiry_metrics_port)
 
 
 if __name__ == "__main__":

@@ -26,10 +26,12 @@ VALUES (:event_id, :event_type, 1, :topic, :aggregate_type, :aggregate_id, :trac
 """)
 
 
-def insert_events_from(parameter: str) -> str:
+def insert_events_from(parameter: str, *, keyed_by: str | None = None) -> str:
     """An INSERT of the outbox rows given as one JSON array (outbox_row's dicts) in `parameter`,
     to run as a CTE of a larger statement: a transaction's writes and its events in one round
-    trip. `parameter` is a placeholder such as "$7", never input."""
+    trip. `parameter` is a placeholder such as "$7", never input. With `keyed_by`, each row
+    also carries that uuid field (as `e.<keyed_by>`), for a WHERE the caller appends."""
+    key = f", {keyed_by} uuid" if keyed_by else ""
     return f"""
     INSERT INTO outbox (event_id, event_type, event_version, topic, aggregate_type,
                         aggregate_id, trace_id, payload)
@@ -37,7 +39,7 @@ def insert_events_from(parameter: str) -> str:
            CAST(e.payload AS jsonb)
       FROM jsonb_to_recordset(CAST({parameter} AS jsonb)) AS e(
            event_id uuid, event_type text, topic text, aggregate_type text, aggregate_id text,
-           trace_id text, payload text)"""  # noqa: S608 (constants only: no input)
+           trace_id text, payload text{key})"""  # noqa: S608 (constants only: no input)
 
 
 # One place decides where each event goes and which aggregate orders it.
@@ -59,7 +61,8 @@ def _json_default(value: Any) -> str:
 
 def outbox_row(event: DomainEvent, trace_id: str | None) -> dict[str, Any]:
     topic, aggregate_type, aggregate_field = ROUTES[type(event)]
-    payload = dataclasses.asdict(event)
+    # Events are flat: a shallow copy, not asdict's deep one (a twentieth of the saga's CPU).
+    payload = {spec.name: getattr(event, spec.name) for spec in dataclasses.fields(event)}
     return {
         "event_id": uuid4(),
         "event_type": type(event).__name__,

@@ -2,6 +2,7 @@
 database.driver_transaction); reading payments and tickets goes through SQLAlchemy."""
 
 import json
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -18,7 +19,8 @@ from services.booking.domain.seat_hold import Reservation
 # the fixed order (reservation, wallet, seat) that keeps payments from deadlocking.
 LOCK_FOR_PAYMENT = """
 SELECT r.id, r.user_id, r.schedule_id, r.seat_no, r.price, r.status, r.expires_at,
-       coalesce(w.balance, 0) AS balance
+       coalesce(w.balance, 0) AS balance,
+       (SELECT concert_id FROM schedules WHERE id = r.schedule_id) AS concert_id
   FROM (SELECT id, user_id, schedule_id, seat_no, price, status, expires_at
           FROM reservations WHERE id = $1 AND user_id = $2 FOR UPDATE) AS r
   LEFT JOIN LATERAL (SELECT balance FROM wallets WHERE user_id = r.user_id FOR UPDATE) AS w
@@ -66,16 +68,25 @@ SELECT id, payment_id, schedule_id, seat_no, status FROM tickets
 """)
 
 
+@dataclass(frozen=True)
+class PayableHold:
+    """A locked reservation, its owner's balance and the concert it is for."""
+
+    reservation: Reservation
+    balance: int
+    concert_id: UUID
+
+
 async def lock_for_payment(
     conn: asyncpg.Connection, reservation_id: UUID, user_id: str
-) -> tuple[Reservation, int] | None:
-    """Lock the user's reservation, then their wallet; the reservation and the balance."""
+) -> PayableHold | None:
+    """Lock the user's reservation, then their wallet."""
     row = await conn.fetchrow(LOCK_FOR_PAYMENT, reservation_id, user_id)
     if row is None:
         return None
     fields = dict(row)
-    balance = int(fields.pop("balance"))
-    return Reservation(**fields), balance
+    balance, concert_id = int(fields.pop("balance")), fields.pop("concert_id")
+    return PayableHold(Reservation(**fields), balance, concert_id)
 
 
 async def record_payment(

@@ -9,7 +9,7 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.booking.adapters import outbox, payments
-from services.booking.domain.errors import NotFound, ReservationExpired
+from services.booking.domain.errors import NotFound, QueueTokenInvalid, ReservationExpired
 from services.booking.domain.events import PaymentCompleted, QueueTokenExpired
 from services.booking.domain.seat_hold import Reservation, check_payable
 from services.booking.domain.wallet import balance_after_payment
@@ -24,15 +24,21 @@ class PaymentReceipt:
 
 async def pay(
     conn: asyncpg.Connection, user_id: str, reservation_id: UUID, queue_token: str | None,
-    now: datetime, trace_id: str | None,
+    now: datetime, trace_id: str | None, *, token_concert: UUID | None = None,
 ) -> PaymentReceipt:
-    """Take payment for a hold: one statement locks (reservation, then wallet), one writes."""
+    """Take payment for a hold: one statement locks (reservation, then wallet), one writes.
+
+    `token_concert`: the concert the caller's queue token admits to; a hold for another
+    concert is refused (read with the lock, not in a round trip of its own).
+    """
     locked = await payments.lock_for_payment(conn, reservation_id, user_id)
     if locked is None:
         raise NotFound(f"no reservation {reservation_id}")
-    reservation, balance = locked
+    if token_concert is not None and locked.concert_id != token_concert:
+        raise QueueTokenInvalid("the queue token was issued for another concert")
+    reservation = locked.reservation
     check_payable(reservation, now)
-    after = balance_after_payment(balance, reservation.price)
+    after = balance_after_payment(locked.balance, reservation.price)
 
     receipt = PaymentReceipt(payment_id=uuid4(), ticket_id=uuid4(), reservation=reservation)
     events: list[Any] = [PaymentCompleted(

@@ -8,7 +8,6 @@ by the ticket's registration id, so a call repeated after a crash registers noth
 import asyncio
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from uuid import UUID
 
@@ -16,15 +15,17 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from services.booking.adapters import outbox, refunds, sagas, wallets
 from services.booking.adapters.database import driver_connection
-from services.booking.adapters.sagas import RegistrationContext
+from services.booking.adapters.sagas import Claim, ClaimRequest, Confirmation, RegistrationContext
 from services.booking.adapters.venue_client import VenueRegistrar, VenueRegistration
 from services.booking.domain import ticket_saga
 from services.booking.domain.events import PaymentCompleted
 from services.booking.domain.ticket_saga import Refused, Registered, VenueVerdict
 from services.booking.domain.wallet import balance_after_refund
+from services.common.coalescing import Coalescer
 from workers.common.http_resilience import Accepted, BreakerOpen, TransientFailure
 
 CONSUMER = "ticket-saga"
+SETTLE_LINGER_SECONDS = 0.002
 log = logging.getLogger("booking.saga")
 
 
@@ -36,14 +37,26 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
-@dataclass(frozen=True)
 class TicketSaga:
-    engine: AsyncEngine
-    venue: VenueRegistrar
-    # An open venue breaker is waited out once (it then lets a trial call through);
-    # if that fails too, the venue counts as unavailable and the payment is undone.
-    breaker_wait_seconds: float = 30.0
-    clock: Callable[[], datetime] = field(default=_utc_now)
+    """The saga's two usual statements are shared by the payments handled at once: each
+    payment's claim goes with the others issued in the same turn of the event loop, and so
+    does each settlement (services/common/coalescing.py)."""
+
+    def __init__(
+        self, engine: AsyncEngine, venue: VenueRegistrar,
+        # An open venue breaker is waited out once (it then lets a trial call through);
+        # if that fails too, the venue counts as unavailable and the payment is undone.
+        breaker_wait_seconds: float = 30.0, clock: Callable[[], datetime] = _utc_now,
+    ) -> None:
+        self.engine = engine
+        self.venue = venue
+        self.breaker_wait_seconds = breaker_wait_seconds
+        self.clock = clock
+        self._claims = Coalescer(self._claim_many, key=lambda request: request.payment_id)
+        # Settlements follow venue answers, which come back a little apart: they wait a
+        # moment for each other.
+        self._confirmations = Coalescer(self._confirm_many, key=lambda done: done.payment_id,
+                                        linger=SETTLE_LINGER_SECONDS)
 
     async def on_payment_completed(
         self, event_id: UUID, payment: PaymentCompleted, trace_id: str | None
@@ -55,9 +68,7 @@ class TicketSaga:
         settles the saga with the ticket's events. Undoing a payment is rare and runs as
         one transaction of several statements (_compensate).
         """
-        async with driver_connection(self.engine) as conn:
-            claimed = await sagas.claim(
-                conn, CONSUMER, event_id, payment.payment_id, payment.ticket_id, self.clock())
+        claimed = await self._claims(ClaimRequest(event_id, payment.payment_id, payment.ticket_id))
         if claimed.processed:
             return "duplicate"
         if claimed.context is None:
@@ -68,16 +79,22 @@ class TicketSaga:
         if isinstance(verdict, Registered):
             events = [outbox.outbox_row(event, trace_id)
                       for event in ticket_saga.confirmation_events(payment)]
-            async with driver_connection(self.engine) as conn:
-                done = await sagas.settle_confirmed(
-                    conn, CONSUMER, event_id, payment.payment_id, payment.ticket_id,
-                    verdict.attempts, self.clock(), events)
+            done = await self._confirmations(Confirmation(
+                event_id, payment.payment_id, payment.ticket_id, verdict.attempts, events))
             return "confirmed" if done else "duplicate"
         async with self.engine.begin() as conn:
             if not await sagas.mark_processed(conn, CONSUMER, event_id):
                 return "duplicate"
             done = await self._compensate(conn, payment, verdict, trace_id)
             return "compensated" if done else "duplicate"
+
+    async def _claim_many(self, requests: list[ClaimRequest]) -> list[Claim]:
+        async with driver_connection(self.engine) as conn:
+            return await sagas.claim_many(conn, CONSUMER, requests, self.clock())
+
+    async def _confirm_many(self, confirmations: list[Confirmation]) -> list[bool]:
+        async with driver_connection(self.engine) as conn:
+            return await sagas.settle_confirmed_many(conn, CONSUMER, confirmations, self.clock())
 
     async def _register(
         self, payment: PaymentCompleted, context: RegistrationContext, trace_id: str | None

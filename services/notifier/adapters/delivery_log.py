@@ -26,6 +26,9 @@ UNLOCK = "SELECT pg_advisory_unlock($1, $2)"
 # Opens the log (a repeat finds it open) and reads its state and the message's content,
 # in one statement. A log opened by this statement is PENDING with no attempt (the
 # statement's own insert is invisible to its reads); one opened before is read as is.
+# A log this statement opens for a recipient with a phone also records the first
+# channel's call as SENDING ($7, $8: channel and message id), which is what its delivery
+# does first: `begun` is that attempt, and the call can go out without another round trip.
 OPEN = f"""
 WITH opened AS (
     INSERT INTO notifications (id, template, user_id, payment_id, status, created_at, updated_at)
@@ -41,9 +44,13 @@ WITH opened AS (
       ) a ON true
      WHERE n.id = $1
 ), recipient AS ({directory.recipient("$3", "$6")}
+), begun AS (
+    INSERT INTO notification_attempts (notification_id, channel, message_id, status, started_at)
+    SELECT $1, $7, $8, 'SENDING', $5 FROM opened, recipient WHERE recipient.phone IS NOT NULL
+    RETURNING id
 )
 SELECT COALESCE((SELECT status FROM opened), logged.status) AS status, logged.attempt_id,
-       logged.channel, recipient.*
+       logged.channel, (SELECT id FROM begun) AS begun, recipient.*
   FROM (SELECT 1) AS one LEFT JOIN logged ON true LEFT JOIN recipient ON true
 """  # noqa: S608 (constants only: no input)
 BEGIN = """
@@ -78,6 +85,8 @@ class NotificationState:
     # A call recorded as SENDING whose answer was never recorded (its worker died).
     unsettled_attempt: int | None
     unsettled_channel: Channel | None
+    # The first channel's call, recorded as SENDING by the open that created the log.
+    begun_attempt: int | None = None
 
 
 class DeliveryLog:
@@ -92,14 +101,17 @@ class DeliveryLog:
     def _now() -> datetime:
         return datetime.now(UTC)
 
-    async def open(self, request: NotificationRequested) -> tuple[NotificationState, Content | None]:
-        """The log's state, and the message's content (None: its user or schedule is gone)."""
+    async def open(
+        self, request: NotificationRequested, first_channel: Channel, message_id: str
+    ) -> tuple[NotificationState, Content | None]:
+        """The log's state, and the message's content (None: its user or schedule is gone);
+        a new log for a recipient with a phone also begins `first_channel`'s call."""
         row = await self.conn.fetchrow(
             OPEN, self.notification_id, request.template, request.user_id, request.payment_id,
-            self._now(), request.schedule_id,
+            self._now(), request.schedule_id, first_channel, message_id,
         )
         assert row is not None  # the outer SELECT always has its one row
-        state = NotificationState(row["status"], row["attempt_id"], row["channel"])
+        state = NotificationState(row["status"], row["attempt_id"], row["channel"], row["begun"])
         return state, directory.content(row, request)
 
     async def begin(self, channel: Channel, message_id: str) -> int:

@@ -15,6 +15,7 @@ from services.booking.domain.errors import (
     NotFound,
     ReservationExpired,
 )
+from services.booking.domain.waiting_room import concert_of_token
 from services.booking.entrypoints.api import idempotency
 from services.booking.entrypoints.api.guards import (
     IDEMPOTENCY,
@@ -54,9 +55,10 @@ async def pay(call: Call) -> Response:
     # is down: its token may be gone precisely because the first attempt paid. A repeat
     # whose token still passes is answered by run_once, whose claim finds the stored
     # response; so the store is read only then, sparing every first attempt a transaction.
+    # Any of the caller's active tokens passes here; the payment's own statement checks
+    # that the hold is for the token's concert.
     try:
-        concert_id = await services.concerts.of_reservation(body.reservation_id, caller.user_id)
-        token = await require_active_token(services, caller, call.header("x-queue-token"), concert_id)
+        token = await require_active_token(services, caller, call.header("x-queue-token"), None)
     except (BookingError, RedisError):
         if (replayed := await idempotency.stored_response(services.reads, key)) is not None:
             return replayed
@@ -65,7 +67,7 @@ async def pay(call: Call) -> Response:
     async def operation(conn: AsyncConnection) -> PaymentCreated:
         receipt = await payments.pay(
             conn, caller.user_id, body.reservation_id, token, datetime.now(UTC),
-            current_trace_id(),
+            current_trace_id(), token_concert=concert_of_token(token),
         )
         return _created(receipt)
 
