@@ -190,22 +190,24 @@ class Faults:
         self.system.restart_server("redis")
 
     async def restart_broker(self) -> None:
-        """What an operator does after the broker lost its log (see docs/RUNBOOK.md):
-        topics first, then the consumers, then republish what was published meanwhile."""
+        """What an operator does after the broker lost its log (see docs/RUNBOOK.md): the
+        broker's clients stopped, topics created, the clients started again, then republish
+        what was published meanwhile."""
         system = self.system
         facts, _ = await database_facts(system.env["DATABASE_URL"])
         self.before_broker_restart = {name: facts[name] for name in ("published", "saga_consumed")}
+        # A running client's metadata request auto-creates a topic it names, with the
+        # broker's default partition count (a consumer asks again and again while its
+        # broker is away), and a consumer skips offsets below those it read before.
+        clients = [part for kind in ("relay", *CONSUMERS) for part in system.of_kind(kind) if part.alive()]
+        for part in clients:
+            part.kill()
         system.restart_server("broker")
-        # Before any client's metadata request auto-creates a topic with the broker's
-        # default partition count (Tansu later replaces such a topic, and its messages).
         settings = KafkaSettings(kafka_bootstrap_servers=system.env["KAFKA_BOOTSTRAP_SERVERS"])
         await ensure_topics(settings, system_topics())
-        # A consumer skips offsets below those it read before; a new, empty log starts at 0.
-        consumers = [part for kind in CONSUMERS for part in system.of_kind(kind) if part.alive()]
-        for part in consumers:
-            part.kill()
+        for part in clients:
             part.start()
-        await self.until_ready([part.name for part in consumers])
+        await self.until_ready([part.name for part in clients])
         window = int(self.elapsed()) + 60
         done = await asyncio.to_thread(system.command, "workers.outbox_relay", "republish",
                                        "--since", f"{window}s", "--json")
