@@ -434,12 +434,16 @@ async def test_the_pre_queue_gets_a_random_order_ahead_of_later_arrivals(rooms_s
                 return first if places == [(b["status"], b["position"]) for b in second] else None
 
             both = await _until(released, "the pre-queue released")
+            seconds_open = (datetime.now(UTC) - sale).total_seconds()
             snapshot, later = both[:early_count], both[early_count:]
 
         waiting_early = [b["position"] for b in snapshot if b["status"] == "WAITING"]
         admitted_early = sum(b["status"] == "ACTIVE" for b in snapshot)
-        # At one a second, only the head of the pre-queue may be in by now...
-        assert admitted_early + len(waiting_early) == early_count and admitted_early <= 5
+        # At one a second, only the head of the pre-queue may be in by now (however long this
+        # machine took to get here: the room's rate is the bound, not the test's speed)...
+        assert admitted_early + len(waiting_early) == early_count
+        assert admitted_early <= 1 + seconds_open, (admitted_early, seconds_open)
+        assert len(waiting_early) >= 2, "the machine took too long to see any order"
         # ...every other early token has a distinct place, all of them ahead of every later arrival.
         assert sorted(waiting_early) == list(range(1, len(waiting_early) + 1))
         assert [b["status"] for b in later] == ["WAITING"] * late_count
