@@ -96,9 +96,15 @@ async def test_the_deployed_server_answers_as_the_tests_server_does(
         assert streamed.status_code == 200 and streamed.json()["balance"] == 20, streamed.text
         declared = json.dumps({"amount": 10, "padding": "x" * 70_000}).encode()
         for too_large in (chunks(80_000), declared):
-            refused = await http.post("/points/charge", content=too_large, headers=json_auth)
+            # The body is left unread, so the connection closes after the 413 (a client
+            # reusing it would find it closed). A client still sending may see it close
+            # before the answer arrives, as the document says of 413: either way nothing
+            # is charged (checked below).
+            try:
+                refused = await http.post("/points/charge", content=too_large, headers=json_auth)
+            except (httpx.ReadError, httpx.WriteError, httpx.RemoteProtocolError):
+                continue
             assert_problem(refused, 413)
-            # Its body is left unread: a client reusing the connection would find it closed.
             assert refused.headers["connection"] == "close"
         assert (await http.get("/points", headers=auth(user))).json()["balance"] == 20
 
