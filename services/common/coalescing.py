@@ -5,8 +5,9 @@ reach the same step at about the same time: the messages of one poll start toget
 so their first statements are issued in the same turn of the event loop. A `Coalescer`
 gathers the calls made until the loop's next turn (or for `linger` seconds after the
 first) and runs them as one call of `run_many`, which returns one result per item in
-order; each caller gets its own result, or the error of the whole call. Items of one
-key never share a call: the later one waits for the next.
+order; each caller gets its own result (an exception among the results is raised to its
+caller alone), or the error of the whole call. Items of one key never share a call: the
+later one waits for the next.
 """
 
 from __future__ import annotations
@@ -77,5 +78,9 @@ class Coalescer(Generic[T, R]):
                 result.cancel()
             raise
         for (_, result), value in zip(taken, results, strict=True):
-            if not result.done():  # its caller may have been cancelled meanwhile
+            if result.done():  # its caller may have been cancelled meanwhile
+                continue
+            if isinstance(value, BaseException):
+                result.set_exception(value)
+            else:
                 result.set_result(value)

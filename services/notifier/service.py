@@ -17,8 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.booking.domain.events import NotificationRequested
-from services.notifier.adapters import delivery_log
-from services.notifier.adapters.delivery_log import DeliveryLog, NotificationState
+from services.notifier.adapters.delivery_log import DeliveryLog, DeliveryLogs, NotificationState
 from services.notifier.adapters.kakao import AlimTalkMessage, AlimTalkSender, AlimTalkVariables
 from services.notifier.adapters.sms import SmsMessage, SmsSender
 from services.notifier.domain.messages import (
@@ -60,15 +59,20 @@ class Miss:
     breaker_open: bool = False
 
 
-@dataclass(frozen=True)
 class Notifier:
-    engine: AsyncEngine
-    kakao: AlimTalkSender
-    sms: SmsSender
+    """Delivers notifications, several at once: their logs share one connection (DeliveryLogs)."""
+
+    def __init__(self, engine: AsyncEngine, kakao: AlimTalkSender, sms: SmsSender) -> None:
+        self.logs = DeliveryLogs(engine)
+        self.kakao = kakao
+        self.sms = sms
+
+    async def close(self) -> None:
+        await self.logs.close()
 
     async def deliver(self, request: NotificationRequested, trace_id: str | None = None) -> str:
         """Deliver or skip the notification; return the result (delivered:<channel>, ...)."""
-        async with delivery_log.exclusive(self.engine, request.notification_id) as entry:
+        async with self.logs.exclusive(request.notification_id) as entry:
             first = channel_order(None)[0]
             state, content = await entry.open(request, first, message_id(request.notification_id))
             if state.status in FINAL:

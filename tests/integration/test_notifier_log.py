@@ -16,11 +16,11 @@ from services.booking.adapters.database import create_engine
 from services.booking.config import Settings
 from services.booking.domain.events import NotificationRequested
 from services.booking.domain.ticket_saga import notification
-from services.notifier.adapters.delivery_log import LOCK_CLASS
+from services.notifier.adapters.delivery_log import LOCK_CLASS, LockLost
 from services.notifier.adapters.kakao import KakaoAlimTalkClient
 from services.notifier.adapters.sms import SmsClient
 from services.notifier.service import NotificationUnknown, Notifier
-from tests.support import KAKAO_KEY, SMS_KEY, Booking, sql
+from tests.support import KAKAO_KEY, SMS_KEY, Booking, eventually, sql
 from workers.common.database import is_database_outage
 from workers.common.http_resilience import ResiliencePolicy, ResilientCaller, RetryPolicy
 from workers.devstack.simulators import SimulatorServer
@@ -36,12 +36,14 @@ async def notifier(settings: Settings, kakao_server: SimulatorServer,
                    sms_server: SimulatorServer) -> AsyncIterator[tuple[Notifier, AsyncEngine]]:
     engine = create_engine(settings)
     async with aiohttp.ClientSession() as http:
-        yield Notifier(
+        service = Notifier(
             engine,
             KakaoAlimTalkClient(ResilientCaller("kakao", http, POLICY), base_url=kakao_server.base_url,
                                 api_key=KAKAO_KEY, sender_key="sender"),
             SmsClient(ResilientCaller("sms", http, POLICY), base_url=sms_server.base_url, api_key=SMS_KEY),
-        ), engine
+        )
+        yield service, engine
+        await service.close()
     await engine.dispose()
 
 
@@ -80,6 +82,91 @@ async def test_concurrent_deliveries_of_one_notification_send_one_message(
     assert [row["status"] for row in attempts] == ["ACCEPTED"]
     await assert_no_lock_held(settings)
     assert await service.deliver(request) == "duplicate"
+
+
+async def test_two_workers_delivering_one_notification_at_once_send_one_message(
+    booking: Booking, settings: Settings, notifier: tuple[Notifier, AsyncEngine],
+    kakao_server: SimulatorServer, sms_server: SimulatorServer,
+) -> None:
+    """Each worker holds its locks on a connection of its own: the twin in the other
+    worker finds the lock taken, waits for it, then finds the notification delivered."""
+    first, engine = notifier
+    second = Notifier(engine, first.kakao, first.sms)
+    request = await confirmation(booking, settings)
+    kakao_server.behave(mode="ok", delay_seconds=0.3)  # the holder is still sending
+
+    try:
+        outcomes = await asyncio.gather(*(service.deliver(request) for service in (first, second) * 3))
+    finally:
+        await second.close()
+
+    assert Counter(outcomes) == Counter({"delivered:kakao": 1, "duplicate": 5})
+    mine = str(request.notification_id)
+    assert [call.outcome for call in kakao_server.calls() if call.key == mine] == ["accepted"]
+    assert [call for call in sms_server.calls() if call.key == mine] == []
+    await assert_no_lock_held(settings)
+
+
+async def test_notifications_delivered_at_once_are_each_delivered_once(
+    booking: Booking, settings: Settings, notifier: tuple[Notifier, AsyncEngine],
+    kakao_server: SimulatorServer,
+) -> None:
+    service, _ = notifier
+    requests = [await confirmation(booking, settings) for _ in range(12)]
+
+    outcomes = await asyncio.gather(*(service.deliver(request) for request in requests))
+
+    assert outcomes == ["delivered:kakao"] * 12
+    mine = {str(request.notification_id) for request in requests}
+    accepted = Counter(call.key for call in kakao_server.calls() if call.key in mine)
+    assert accepted == Counter(dict.fromkeys(mine, 1))
+    logs = await sql(settings, "SELECT status, channel FROM notifications WHERE id = ANY(:ids)",
+                     ids=[request.notification_id for request in requests])
+    assert logs == [{"status": "DELIVERED", "channel": "kakao"}] * 12
+    attempts = await sql(
+        settings, "SELECT status FROM notification_attempts WHERE notification_id = ANY(:ids)",
+        ids=[request.notification_id for request in requests],
+    )
+    assert [row["status"] for row in attempts] == ["ACCEPTED"] * 12
+    await assert_no_lock_held(settings)
+
+
+async def test_a_delivery_whose_lock_is_lost_mid_call_stops_and_its_retry_sends_no_second_message(
+    booking: Booking, settings: Settings, notifier: tuple[Notifier, AsyncEngine],
+    kakao_server: SimulatorServer, sms_server: SimulatorServer,
+) -> None:
+    """The connection holding the locks dies while a call is out; the next statement finds
+    it dead and a new one replaces it, without the locks: the delivery that was out writes
+    nothing more, and its retry resumes the call with its message id."""
+    service, _ = notifier
+    slow, other = await confirmation(booking, settings), await confirmation(booking, settings)
+    mine = str(slow.notification_id)
+    kakao_server.behave(mode="ok", delay_seconds=1.0, times=1)
+    delivery = asyncio.create_task(service.deliver(slow))
+
+    async def call_is_out() -> bool:
+        return any(call.key == mine for call in kakao_server.calls())
+
+    await eventually(call_is_out, within=30, what="the Kakao call in flight")
+    holder = f"SELECT pid FROM pg_locks WHERE locktype = 'advisory' AND classid = {LOCK_CLASS}"
+    (row,) = await sql(settings, holder)
+    await sql(settings, "SELECT pg_terminate_backend(:pid)", pid=row["pid"])
+    with pytest.raises(Exception) as dead:  # the next statement on it: another delivery's lock
+        await service.deliver(other)
+    assert is_database_outage(dead.value), repr(dead.value)
+
+    with pytest.raises(LockLost) as lost:
+        await delivery
+    assert is_database_outage(lost.value), repr(lost.value)  # waited out, then retried
+    (log,) = await sql(settings, "SELECT status FROM notifications WHERE id = :id",
+                       id=slow.notification_id)
+    assert log == {"status": "PENDING"}  # nothing written without the lock
+    assert await service.deliver(slow) == "delivered:kakao"
+    assert await service.deliver(other) == "delivered:kakao"
+    # The retry resumed the unsettled call with its own message id: the provider knew it.
+    assert [call.outcome for call in kakao_server.calls() if call.key == mine] == ["accepted", "duplicate"]
+    assert [call for call in sms_server.calls() if call.key == mine] == []
+    await assert_no_lock_held(settings)
 
 
 async def test_a_notification_whose_user_is_gone_is_refused_and_its_lock_released(

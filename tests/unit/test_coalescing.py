@@ -88,3 +88,14 @@ async def test_a_run_that_answers_the_wrong_number_of_items_fails_every_caller()
     coalesce = Coalescer(short, key=by_name)
     outcomes = await asyncio.gather(coalesce(("a", 1)), coalesce(("b", 2)), return_exceptions=True)
     assert all(isinstance(outcome, RuntimeError) for outcome in outcomes), outcomes
+
+
+async def test_an_exception_among_the_results_is_raised_to_its_caller_alone() -> None:
+    async def one_refused(items: list[tuple[str, int]]) -> list[int | Exception]:
+        return [LookupError(name) if name == "b" else n for name, n in items]
+
+    coalesce = Coalescer(one_refused, key=by_name)
+    outcomes = await asyncio.gather(coalesce(("a", 1)), coalesce(("b", 2)), coalesce(("c", 3)),
+                                    return_exceptions=True)
+    assert outcomes[0] == 1 and outcomes[2] == 3
+    assert isinstance(outcomes[1], LookupError) and outcomes[1].args == ("b",)

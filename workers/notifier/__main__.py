@@ -36,9 +36,7 @@ log = logging.getLogger("workers.notifier")
 async def notifier_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
     group = settings.group(PART)
     engine = create_worker_engine(
-        settings.database_dsn, pool_size=settings.notifier_db_pool_size, application_name=group,
-        # A twin delivery waits for the notification's lock while the holder sends.
-        lock_timeout_ms=120_000,
+        settings.database_dsn, pool_size=settings.notifier_db_pool_size, application_name=group
     )
     try:
         async with aiohttp.ClientSession() as http, dead_letter_producer(settings, group) as producer:
@@ -69,13 +67,16 @@ async def notifier_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
                          extra={"notification_id": str(request.notification_id), "outcome": result})
 
             # The kakao and sms breakers' states, for the API's /metrics.
-            async with publishing_breaker_states(engine, [caller.breaker for caller in callers]):
-                yield EventConsumer(
-                    group, {"NotificationRequested": Route(on_notification_requested)}, producer,
-                    # Both providers were already retried by their callers: park at once.
-                    permanent=(DeliveryFailed, NotificationUnknown),
-                    is_outage=is_database_outage, policy=settings.consumer_policy,
-                )
+            try:
+                async with publishing_breaker_states(engine, [caller.breaker for caller in callers]):
+                    yield EventConsumer(
+                        group, {"NotificationRequested": Route(on_notification_requested)}, producer,
+                        # Both providers were already retried by their callers: park at once.
+                        permanent=(DeliveryFailed, NotificationUnknown),
+                        is_outage=is_database_outage, policy=settings.consumer_policy,
+                    )
+            finally:
+                await notifier.close()
     finally:
         await engine.dispose()
 

@@ -3,55 +3,94 @@
 Every provider call is recorded as SENDING and committed before it is made, then
 settled with the answer. So a crash between the provider's answer and our commit
 leaves a SENDING row behind, and the next delivery knows a call may have gone out.
+
+One connection per worker carries the logs of every notification in hand
+(`DeliveryLogs`). It holds each one's advisory lock for the whole delivery, and the
+notifications handled at once share its statements (services/common/coalescing.py):
+one statement takes the locks of the notifications that start together, one opens
+their logs, one records their accepted calls and one lets their locks go. Each
+statement commits on its own (asyncpg outside a transaction), one at a time.
+
+The lock is PostgreSQL's, so it goes with the connection: when that connection is
+lost, the deliveries that held a lock on it fail (`LockLost`, an outage, retried)
+and start again on a new one. Two deliveries of one notification in this worker
+take turns here; across workers (a rebalance) the later one finds the lock taken and
+tries again until LOCK_WAIT_SECONDS have passed.
 """
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Any
 from uuid import UUID
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from services.booking.adapters.database import driver_connection
 from services.booking.domain.events import NotificationRequested
+from services.common.coalescing import Coalescer
 from services.notifier.adapters import directory
 from services.notifier.domain.messages import Channel, Content
 
 # Advisory lock class of notifications (two-key form: other subsystems use other classes).
 LOCK_CLASS = 0x4E4F54
-LOCK = "SELECT pg_advisory_lock($1, $2)"
-UNLOCK = "SELECT pg_advisory_unlock($1, $2)"
-# Opens the log (a repeat finds it open) and reads its state and the message's content,
-# in one statement. A log opened by this statement is PENDING with no attempt (the
-# statement's own insert is invisible to its reads); one opened before is read as is.
-# A log this statement opens for a recipient with a phone also records the first
-# channel's call as SENDING ($7, $8: channel and message id), which is what its delivery
-# does first: `begun` is that attempt, and the call can go out without another round trip.
+# How long a delivery waits for a lock another worker holds, and how often it looks.
+LOCK_WAIT_SECONDS = 120.0
+LOCK_RETRY_SECONDS = (0.01, 0.5)
+# Takes what it can of the locks asked for (a lock another session holds is not waited
+# for: that would stall every delivery on this connection). One row per key, in order.
+TRY_LOCKS = """
+SELECT pg_try_advisory_lock($1, k) AS locked
+  FROM unnest(CAST($2 AS int[])) WITH ORDINALITY AS t(k, n) ORDER BY n
+"""
+UNLOCKS = "SELECT pg_advisory_unlock($1, k) FROM unnest(CAST($2 AS int[])) AS t(k)"
+# Opens the logs (a repeat finds its log open) and reads each one's state and message
+# content, in one statement. A log opened by this statement is PENDING with no attempt
+# (the statement's own insert is invisible to its reads); one opened before is read as
+# is. A log this statement opens for a recipient with a phone also records the call of
+# the row's first channel as SENDING, with its message id, which is what its delivery
+# does first: `begun` is that attempt, and the call goes out without another round
+# trip. One row per input row, in input order; no notification twice in one call.
 OPEN = f"""
-WITH opened AS (
+WITH input AS (
+    SELECT * FROM unnest(CAST($1 AS uuid[]), CAST($2 AS text[]), CAST($3 AS text[]),
+                         CAST($4 AS uuid[]), CAST($6 AS uuid[]), CAST($7 AS text[]),
+                         CAST($8 AS text[]))
+           WITH ORDINALITY AS i(id, template, user_id, payment_id, schedule_id, first_channel,
+                                message_id, n)
+), opened AS (
     INSERT INTO notifications (id, template, user_id, payment_id, status, created_at, updated_at)
-    VALUES ($1, $2, $3, $4, 'PENDING', $5, $5)
+    SELECT id, template, user_id, payment_id, 'PENDING', $5, $5 FROM input ORDER BY id
     ON CONFLICT (id) DO NOTHING
-    RETURNING status
+    RETURNING id, status
 ), logged AS (
-    SELECT n.status, a.id AS attempt_id, a.channel
-      FROM notifications n
+    SELECT n.id, n.status, a.id AS attempt_id, a.channel
+      FROM input i
+      JOIN notifications n ON n.id = i.id
       LEFT JOIN LATERAL (
           SELECT id, channel FROM notification_attempts
            WHERE notification_id = n.id AND status = 'SENDING' ORDER BY id DESC LIMIT 1
       ) a ON true
-     WHERE n.id = $1
-), recipient AS ({directory.recipient("$3", "$6")}
+), recipient AS (
+    SELECT i.id, r.* FROM input i JOIN LATERAL ({directory.recipient("i.user_id", "i.schedule_id")}
+    ) r ON true
 ), begun AS (
     INSERT INTO notification_attempts (notification_id, channel, message_id, status, started_at)
-    SELECT $1, $7, $8, 'SENDING', $5 FROM opened, recipient WHERE recipient.phone IS NOT NULL
-    RETURNING id
+    SELECT i.id, i.first_channel, i.message_id, 'SENDING', $5
+      FROM input i JOIN opened USING (id) JOIN recipient r USING (id)
+     WHERE r.phone IS NOT NULL
+    RETURNING id, notification_id
 )
-SELECT COALESCE((SELECT status FROM opened), logged.status) AS status, logged.attempt_id,
-       logged.channel, (SELECT id FROM begun) AS begun, recipient.*
-  FROM (SELECT 1) AS one LEFT JOIN logged ON true LEFT JOIN recipient ON true
+SELECT COALESCE(o.status, l.status) AS status, l.attempt_id, l.channel, b.id AS begun,
+       r.name, r.phone, r.concert_title, r.starts_at
+  FROM input i
+  LEFT JOIN opened o ON o.id = i.id
+  LEFT JOIN logged l ON l.id = i.id
+  LEFT JOIN recipient r ON r.id = i.id
+  LEFT JOIN begun b ON b.notification_id = i.id
+ ORDER BY i.n
 """  # noqa: S608 (constants only: no input)
 BEGIN = """
 INSERT INTO notification_attempts (notification_id, channel, message_id, status, started_at)
@@ -66,17 +105,32 @@ UPDATE notification_attempts
 CLOSE = """
 UPDATE notifications SET status = $2, channel = $3, reason = $4, updated_at = $5 WHERE id = $1
 """
-# The accepted call and the notification's end, in one statement.
+# Each accepted call and its notification's end, in one statement for all of them.
 DELIVERED = """
-WITH settled AS (
-    UPDATE notification_attempts
-       SET status = 'ACCEPTED', http_attempts = http_attempts + $3, provider_message_id = $4,
-           error = NULL, finished_at = $5
-     WHERE id = $2
+WITH input AS (
+    SELECT * FROM unnest(CAST($1 AS uuid[]), CAST($2 AS bigint[]), CAST($3 AS int[]),
+                         CAST($4 AS text[]), CAST($6 AS text[]))
+           AS i(notification_id, attempt_id, http_attempts, provider_id, channel)
+), settled AS (
+    UPDATE notification_attempts a
+       SET status = 'ACCEPTED', http_attempts = a.http_attempts + i.http_attempts,
+           provider_message_id = i.provider_id, error = NULL, finished_at = $5
+      FROM input i
+     WHERE a.id = i.attempt_id
 )
-UPDATE notifications SET status = 'DELIVERED', channel = $6, reason = NULL, updated_at = $5
- WHERE id = $1
+UPDATE notifications n SET status = 'DELIVERED', channel = i.channel, reason = NULL, updated_at = $5
+  FROM input i
+ WHERE n.id = i.notification_id
 """
+
+
+class LockLost(Exception):
+    """The connection that held the notification's lock was lost, and the lock with it:
+    nothing more is written for this delivery; it starts again (its cause is the outage)."""
+
+
+class NotificationBusy(Exception):
+    """Another worker kept the notification's lock for LOCK_WAIT_SECONDS."""
 
 
 @dataclass(frozen=True)
@@ -89,72 +143,211 @@ class NotificationState:
     begun_attempt: int | None = None
 
 
+@dataclass(frozen=True)
+class _Opening:
+    log: "DeliveryLog"
+    request: NotificationRequested
+    first_channel: Channel
+    message_id: str
+
+
+@dataclass(frozen=True)
+class _Accepted:
+    log: "DeliveryLog"
+    attempt_id: int
+    channel: Channel
+    http_attempts: int
+    provider_id: str | None
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def lock_key(notification_id: UUID) -> int:
+    return int.from_bytes(notification_id.bytes[:4], "big", signed=True)
+
+
 class DeliveryLog:
-    """One notification's log, on a connection that holds its lock; each write is one
-    statement, committed on its own (asyncpg outside a transaction)."""
+    """One notification's log, written while its lock is held (`DeliveryLogs.exclusive`)."""
 
-    def __init__(self, conn: asyncpg.Connection, notification_id: UUID) -> None:
-        self.conn = conn
+    def __init__(self, logs: "DeliveryLogs", notification_id: UUID, generation: int) -> None:
+        self.logs = logs
         self.notification_id = notification_id
-
-    @staticmethod
-    def _now() -> datetime:
-        return datetime.now(UTC)
+        # Which of the shared connection's lives holds this notification's lock.
+        self.generation = generation
 
     async def open(
         self, request: NotificationRequested, first_channel: Channel, message_id: str
     ) -> tuple[NotificationState, Content | None]:
         """The log's state, and the message's content (None: its user or schedule is gone);
         a new log for a recipient with a phone also begins `first_channel`'s call."""
-        row = await self.conn.fetchrow(
-            OPEN, self.notification_id, request.template, request.user_id, request.payment_id,
-            self._now(), request.schedule_id, first_channel, message_id,
-        )
-        assert row is not None  # the outer SELECT always has its one row
+        row = await self.logs.opening(_Opening(self, request, first_channel, message_id))
         state = NotificationState(row["status"], row["attempt_id"], row["channel"], row["begun"])
         return state, directory.content(row, request)
 
     async def begin(self, channel: Channel, message_id: str) -> int:
-        return int(await self.conn.fetchval(BEGIN, self.notification_id, channel, message_id, self._now()))
+        return int(await self.logs.run(self.generation, "fetchval", BEGIN, self.notification_id,
+                                       channel, message_id, _now()))
 
     async def settle(
         self, attempt_id: int, status: str, http_attempts: int, *,
         provider_id: str | None = None, error: str | None = None,
     ) -> None:
-        await self.conn.execute(SETTLE, attempt_id, status, http_attempts, provider_id,
-                                error and error[:1000], self._now())
+        await self.logs.run(self.generation, "execute", SETTLE, attempt_id, status, http_attempts,
+                            provider_id, error and error[:1000], _now())
 
     async def delivered(
         self, attempt_id: int, channel: Channel, http_attempts: int, provider_id: str | None
     ) -> None:
-        await self.conn.execute(DELIVERED, self.notification_id, attempt_id, http_attempts,
-                                provider_id, self._now(), channel)
+        await self.logs.delivering(_Accepted(self, attempt_id, channel, http_attempts, provider_id))
 
     async def close(self, status: str, reason: str | None) -> None:
-        await self.conn.execute(CLOSE, self.notification_id, status, None, reason and reason[:1000],
-                                self._now())
+        await self.logs.run(self.generation, "execute", CLOSE, self.notification_id, status, None,
+                            reason and reason[:1000], _now())
 
 
-@asynccontextmanager
-async def exclusive(engine: AsyncEngine, notification_id: UUID) -> AsyncIterator[DeliveryLog]:
-    """Hold the notification's lock for the whole delivery, across its statements.
+class DeliveryLogs:
+    """The delivery logs of one worker, on one connection that holds their locks."""
 
-    A session-level advisory lock: two deliveries of one notification (say, on both
-    sides of a consumer rebalance) run one after the other, and a dead worker's lock
-    goes with its connection.
-    """
-    key = (LOCK_CLASS, int.from_bytes(notification_id.bytes[:4], "big", signed=True))
-    # driver_connection drops a connection that died under us (a PostgreSQL restart) from
-    # the pool, so the retry after an outage gets a live one.
-    async with driver_connection(engine) as conn:
-        await conn.execute(LOCK, *key)
+    def __init__(self, engine: AsyncEngine) -> None:
+        self._engine = engine
+        self._pooled: AsyncConnection | None = None
+        self._conn: asyncpg.Connection | None = None
+        self._generation = 0
+        self._lost: BaseException | None = None
+        self._turn = asyncio.Lock()  # one statement at a time on the connection
+        self._in_hand: dict[UUID, asyncio.Event] = {}  # locked here; set when let go
+        by_notification: Callable[[Any], UUID] = _notification_of
+        self._locking = Coalescer(self._lock_many, key=by_notification)
+        self.opening = Coalescer(self._open_many, key=by_notification)
+        self.delivering = Coalescer(self._delivered_many, key=by_notification)
+        self._unlocking = Coalescer(self._unlock_many, key=by_notification)
+
+    @asynccontextmanager
+    async def exclusive(self, notification_id: UUID) -> AsyncIterator[DeliveryLog]:
+        """Hold the notification's lock for the whole delivery, across its statements."""
+        while (twin := self._in_hand.get(notification_id)) is not None:
+            await twin.wait()
+        released = self._in_hand[notification_id] = asyncio.Event()
         try:
-            yield DeliveryLog(conn, notification_id)
-        finally:
+            log = DeliveryLog(self, notification_id, await self._acquire(notification_id))
             try:
-                await conn.execute(UNLOCK, *key)
-            except BaseException:
-                # A connection that cannot unlock (or is cancelled meanwhile) is closed, so
-                # driver_connection drops it from the pool: the lock goes with it.
-                conn.terminate()
+                yield log
+            finally:
+                await self._unlocking(log)
+        finally:
+            del self._in_hand[notification_id]
+            released.set()
+
+    async def run(self, generation: int, method: str, sql: str, *args: Any) -> Any:
+        """One statement of the delivery whose lock `generation` holds, on its own."""
+        async with self._statement() as (conn, current):
+            if current != generation:
+                raise self._lock_lost()
+            return await getattr(conn, method)(sql, *args)
+
+    async def close(self) -> None:
+        """Give the connection back (no delivery is in hand: their locks were let go)."""
+        async with self._turn:
+            if self._pooled is not None:
+                await self._pooled.close()
+            self._pooled = self._conn = None
+
+    async def _acquire(self, notification_id: UUID) -> int:
+        delay, waited = LOCK_RETRY_SECONDS[0], 0.0
+        while (generation := await self._locking(notification_id)) is None:
+            if waited >= LOCK_WAIT_SECONDS:
+                raise NotificationBusy(f"notification {notification_id} is being delivered elsewhere")
+            await asyncio.sleep(delay)
+            waited += delay
+            delay = min(LOCK_RETRY_SECONDS[1], delay * 2)
+        return generation
+
+    async def _lock_many(self, notification_ids: list[UUID]) -> list[int | None]:
+        async with self._statement() as (conn, generation):
+            rows = await conn.fetch(TRY_LOCKS, LOCK_CLASS, [lock_key(each) for each in notification_ids])
+        return [generation if row["locked"] else None for row in rows]
+
+    async def _unlock_many(self, logs: list[DeliveryLog]) -> list[None]:
+        async with self._statement() as (conn, generation):
+            # A lock taken on a connection since lost went with it.
+            keys = [lock_key(log.notification_id) for log in logs if log.generation == generation]
+            if keys:
+                await conn.execute(UNLOCKS, LOCK_CLASS, keys)
+        return [None] * len(logs)
+
+    async def _open_many(self, openings: list[_Opening]) -> list[Any]:
+        async with self._statement() as (conn, generation):
+            live = [each for each in openings if each.log.generation == generation]
+            requests = [each.request for each in live]
+            rows = iter(await conn.fetch(
+                OPEN, [r.notification_id for r in requests], [r.template for r in requests],
+                [r.user_id for r in requests], [r.payment_id for r in requests], _now(),
+                [r.schedule_id for r in requests], [each.first_channel for each in live],
+                [each.message_id for each in live],
+            ) if live else ())
+        return [next(rows) if each.log.generation == generation else self._lock_lost() for each in openings]
+
+    async def _delivered_many(self, accepted: list[_Accepted]) -> list[Any]:
+        async with self._statement() as (conn, generation):
+            live = [each for each in accepted if each.log.generation == generation]
+            if live:
+                await conn.execute(
+                    DELIVERED, [each.log.notification_id for each in live],
+                    [each.attempt_id for each in live], [each.http_attempts for each in live],
+                    [each.provider_id for each in live], _now(), [each.channel for each in live],
+                )
+        return [None if each.log.generation == generation else self._lock_lost() for each in accepted]
+
+    @asynccontextmanager
+    async def _statement(self) -> AsyncIterator[tuple[asyncpg.Connection, int]]:
+        """The connection, its turn, and which of its lives it is; a statement that loses
+        the connection ends that life, and every lock taken in it."""
+        async with self._turn:
+            conn = await self._connect()
+            try:
+                yield conn, self._generation
+            except BaseException as error:
+                if not _connection_survives(conn, error):
+                    await self._drop(error)
                 raise
+
+    async def _connect(self) -> asyncpg.Connection:
+        if self._conn is None:
+            pooled = await self._engine.connect()
+            raw = await pooled.get_raw_connection()
+            self._pooled, self._conn = pooled, raw.driver_connection
+        return self._conn
+
+    async def _drop(self, error: BaseException) -> None:
+        pooled, conn = self._pooled, self._conn
+        self._pooled = self._conn = None
+        self._generation += 1
+        self._lost = error if isinstance(error, Exception) else ConnectionAbortedError(repr(error))
+        if conn is not None:
+            conn.terminate()
+        if pooled is not None:
+            await pooled.invalidate()  # not back into the pool
+            await pooled.close()
+
+    def _lock_lost(self) -> LockLost:
+        lost = LockLost("the connection holding the notification's lock was lost")
+        lost.__cause__ = self._lost
+        return lost
+
+
+def _notification_of(item: Any) -> UUID:
+    if isinstance(item, UUID):
+        return item
+    if isinstance(item, DeliveryLog):
+        return item.notification_id
+    return item.log.notification_id  # type: ignore[no-any-return]
+
+
+def _connection_survives(conn: asyncpg.Connection, error: BaseException) -> bool:
+    """A statement the server refused leaves the session as it was; anything else (the
+    connection closed, the protocol interrupted by a cancel) may not have."""
+    shutdown = (asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, asyncpg.CannotConnectNowError)
+    refused = isinstance(error, asyncpg.PostgresError) and not isinstance(error, shutdown)
+    return refused and not conn.is_closed()
