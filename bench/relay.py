@@ -32,8 +32,8 @@ from aiokafka import AIOKafkaProducer
 from sqlalchemy.engine import make_url
 
 from services.booking.adapters.migrate import upgrade_to_head
-from workers.common.envelope import Envelope, encode
-from workers.common.kafka import KafkaSettings, ensure_topics
+from services.common.envelope import Envelope, encode
+from services.common.kafka import KafkaSettings, ensure_topics
 from workers.devstack.embedded import start_broker, start_postgres
 
 REPO_ROOT = Path(__file__).resolve().parents[1]

@@ -7,9 +7,9 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from services.common.consumer_settings import ConsumerSettings
+from services.common.envelope import Envelope, encode
 from workers.common.consumer import EventConsumer, Handler, IsOutage, Route, never_an_outage
-from workers.common.consumer_settings import ConsumerSettings
-from workers.common.envelope import Envelope, encode
 from workers.common.kafka_worker import KafkaWorker
 
 

@@ -21,9 +21,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from sqlalchemy.engine import make_url
 
 from services.booking.adapters.migrate import upgrade_to_head
+from services.common.envelope import Envelope, decode
+from services.common.kafka import KafkaSettings, ensure_topics
 from services.common.topics import dead_letter_topic
-from workers.common.envelope import Envelope, decode
-from workers.common.kafka import KafkaSettings, ensure_topics
 from workers.outbox_relay.config import Settings
 
 INSERT = """

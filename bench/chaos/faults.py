@@ -19,7 +19,7 @@ from typing import Any
 from bench.chaos.client import Customers
 from bench.chaos.ledger import database_facts
 from bench.chaos.system import CONSUMERS, System
-from workers.common.kafka import KafkaSettings, ensure_topics, system_topics
+from services.common.kafka import KafkaSettings, ensure_topics, system_topics
 
 Action = Callable[[], Awaitable[None]]
 Say = Callable[[str], None]

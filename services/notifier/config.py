@@ -4,9 +4,9 @@ from typing import Annotated
 
 from pydantic import AnyHttpUrl, AnyUrl, Field, SecretStr, UrlConstraints
 
-from workers.common.consumer_settings import ConsumerSettings, Seconds
-from workers.common.http_resilience import ResiliencePolicy
-from workers.common.provider_settings import provider_policy
+from services.common.consumer_settings import ConsumerSettings, Seconds
+from services.common.http_resilience import ResiliencePolicy
+from services.common.provider_settings import provider_policy
 
 PostgresUrl = Annotated[
     AnyUrl, UrlConstraints(allowed_schemes=["postgresql+asyncpg"], host_required=False)

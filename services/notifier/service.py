@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.booking.domain.events import NotificationRequested
+from services.common.http_resilience import Accepted, BreakerOpen, Outcome, TransientFailure
 from services.notifier.adapters.delivery_log import DeliveryLog, DeliveryLogs, NotificationState
 from services.notifier.adapters.kakao import AlimTalkMessage, AlimTalkSender, AlimTalkVariables
 from services.notifier.adapters.sms import SmsMessage, SmsSender
@@ -28,7 +29,6 @@ from services.notifier.domain.messages import (
     message_id,
     sms_text,
 )
-from workers.common.http_resilience import Accepted, BreakerOpen, Outcome, TransientFailure
 
 log = logging.getLogger("notifier")
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from services.booking.adapters import outbox
 from services.booking.domain.events import QueueTokenExpired
 from services.common import topics
+from services.common.envelope import Envelope, encode
 from tests.e2e.flows import (
     accepted_by,
     assert_each_sent_once,
@@ -24,7 +25,6 @@ from tests.e2e.flows import (
 from tests.e2e.kafka_tools import read_all, send_all, wait_consumed
 from tests.e2e.stack import Stack
 from tests.support import auth, eventually
-from workers.common.envelope import Envelope, encode
 
 pytestmark = pytest.mark.e2e
 

@@ -17,21 +17,21 @@ from aiokafka import AIOKafkaProducer
 
 from services.booking.config import Settings
 from services.common import topics
-from tests.relay_support import asyncpg_dsn, consume, insert_events, produce
-from tests.scrapes import Scrape, api, scrape, until
-from tests.support import Booking, eventually, free_port, make_settings, sql
-from workers.common.breaker import BreakerState
-from workers.common.breaker_publisher import BreakerStatePublisher, publishing_breaker_states
-from workers.common.database import create_worker_engine
-from workers.common.dead_letters import park
-from workers.common.http_resilience import (
+from services.common.breaker import BreakerState
+from services.common.http_resilience import (
     BreakerOpen,
     ResiliencePolicy,
     ResilientCaller,
     RetryPolicy,
     TransientFailure,
 )
-from workers.common.kafka import KafkaSettings, ensure_topics, system_topics
+from services.common.kafka import KafkaSettings, ensure_topics, system_topics
+from tests.relay_support import asyncpg_dsn, consume, insert_events, produce
+from tests.scrapes import Scrape, api, scrape, until
+from tests.support import Booking, eventually, free_port, make_settings, sql
+from workers.common.breaker_publisher import BreakerStatePublisher, publishing_breaker_states
+from workers.common.database import create_worker_engine
+from workers.common.dead_letters import park
 from workers.devstack.embedded import RunningServer
 
 pytestmark = pytest.mark.integration

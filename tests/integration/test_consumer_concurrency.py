@@ -10,10 +10,10 @@ from collections import defaultdict
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
+from services.common.envelope import Envelope
 from tests.consumer_support import running_worker, send
 from tests.e2e.kafka_tools import committed_offsets
 from tests.relay_support import topic_with_dead_letters
-from workers.common.envelope import Envelope
 
 pytestmark = pytest.mark.integration
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from aiokafka import AIOKafkaProducer
 
+from services.common.envelope import Envelope, encode
 from services.common.topics import dead_letter_topic
 from tests.e2e.kafka_tools import read_all
 from tests.relay_support import topic_with_dead_letters
 from workers.common.consumer import ConsumerPolicy, EventConsumer, RawMessage, Route
-from workers.common.envelope import Envelope, encode
 
 pytestmark = pytest.mark.integration
 

@@ -9,11 +9,11 @@ import pytest
 from aiokafka import AIOKafkaProducer
 from sqlalchemy import text
 
+from services.common.envelope import Envelope
 from tests.consumer_support import running_worker, send
 from tests.e2e.kafka_tools import read_all
 from tests.relay_support import topic_with_dead_letters
 from workers.common.database import create_worker_engine, is_database_outage
-from workers.common.envelope import Envelope
 from workers.devstack.embedded import RunningServer
 
 pytestmark = pytest.mark.integration

@@ -8,9 +8,9 @@ import time
 import pytest
 from aiokafka import AIOKafkaProducer, TopicPartition
 
+from services.common.envelope import Envelope, encode
 from tests.consumer_support import running_worker
 from tests.relay_support import topic_with_dead_letters
-from workers.common.envelope import Envelope, encode
 from workers.common.kafka_worker import FETCH_WAIT_MS, PREFETCH_MESSAGES, KafkaWorker
 
 pytestmark = pytest.mark.integration

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from typer.testing import CliRunner
 
 from services.common.broker_offsets import log_end_offsets
+from services.common.envelope import Envelope, InvalidEnvelope, encode
 from services.common.topics import dead_letter_topic
 from tests.relay_support import (
     Collector,
@@ -29,7 +30,6 @@ from tests.relay_support import (
     unique_topic,
 )
 from workers.common.dead_letters import REPLAY_COUNT, park
-from workers.common.envelope import Envelope, InvalidEnvelope, encode
 from workers.devstack.embedded import free_port
 from workers.dlq.cli import app
 from workers.outbox_relay.service import running_relay

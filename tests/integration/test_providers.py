@@ -12,14 +12,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from services.booking.adapters.venue_client import VenueClient, VenueRegistration
-from services.notifier.adapters.kakao import (
-    AlimTalkMessage,
-    AlimTalkVariables,
-    KakaoAlimTalkClient,
-)
-from services.notifier.adapters.sms import SmsClient, SmsMessage
-from tests.support import KAKAO_KEY, SMS_KEY
-from workers.common.http_resilience import (
+from services.common.http_resilience import (
     Accepted,
     BreakerOpen,
     Rejected,
@@ -28,6 +21,13 @@ from workers.common.http_resilience import (
     RetryPolicy,
     TransientFailure,
 )
+from services.notifier.adapters.kakao import (
+    AlimTalkMessage,
+    AlimTalkVariables,
+    KakaoAlimTalkClient,
+)
+from services.notifier.adapters.sms import SmsClient, SmsMessage
+from tests.support import KAKAO_KEY, SMS_KEY
 from workers.devstack.simulators import SimulatorServer
 
 pytestmark = pytest.mark.integration

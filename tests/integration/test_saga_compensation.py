@@ -16,8 +16,8 @@ from services.booking.adapters.venue_client import VenueRegistration
 from services.booking.config import Settings
 from services.booking.domain.events import PaymentCompleted
 from services.booking.service_layer.saga import TicketSaga
+from services.common.http_resilience import Accepted, Outcome, Rejected
 from tests.support import Booking, sql
-from workers.common.http_resilience import Accepted, Outcome, Rejected
 
 pytestmark = pytest.mark.integration
 PRICE = 10_000

@@ -10,8 +10,8 @@ import pytest
 from aiohttp import web
 from prometheus_client import REGISTRY
 
-from workers.common.breaker import AsyncCircuitBreaker, BreakerOpen, BreakerState
-from workers.common.http_resilience import (
+from services.common.breaker import AsyncCircuitBreaker, BreakerOpen, BreakerState
+from services.common.http_resilience import (
     Rejected,
     ResiliencePolicy,
     ResilientCaller,

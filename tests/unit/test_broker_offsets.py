@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 
 from services.common import topics
 from services.common.broker_offsets import Offsets, consumer_groups, partition_lag
-from workers.common.consumer_settings import ConsumerSettings
+from services.common.consumer_settings import ConsumerSettings
 from workers.outbox_relay.broker_offsets import OffsetGauges
 
 pytestmark = pytest.mark.unit

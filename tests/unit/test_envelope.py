@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 import orjson
 import pytest
 
-from workers.common.envelope import (
+from services.common.envelope import (
     Envelope,
     InvalidEnvelope,
     decode,

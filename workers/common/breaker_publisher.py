@@ -20,8 +20,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.common import breaker_states
+from services.common.breaker import AsyncCircuitBreaker
 from services.common.breaker_states import HEARTBEAT_SECONDS, BreakerReport
-from workers.common.breaker import AsyncCircuitBreaker
 
 log = logging.getLogger(__name__)
 

@@ -25,10 +25,10 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from services.common.envelope import HEADER_TRACE_ID, Envelope, InvalidEnvelope, decode
 from services.common.tracing import traced
 from workers.common import dead_letters
 from workers.common.consumer_metrics import CONSUMER_MESSAGES
-from workers.common.envelope import HEADER_TRACE_ID, Envelope, InvalidEnvelope, decode
 from workers.common.event_data import MalformedEvent
 
 log = logging.getLogger("workers.consumer")

@@ -25,8 +25,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaProducer
 
+from services.common.envelope import HEADER_EVENT_ID, HEADER_EVENT_TYPE, Headers, header
 from services.common.topics import dead_letter_topic
-from workers.common.envelope import HEADER_EVENT_ID, HEADER_EVENT_TYPE, Headers, header
 
 PREFIX = "dlq-"
 ORIGINAL_TOPIC = "dlq-original-topic"

@@ -29,10 +29,10 @@ from aiokafka.abc import ConsumerRebalanceListener
 from aiokafka.errors import KafkaError
 from prometheus_client import start_http_server
 
+from services.common.consumer_settings import ConsumerSettings
+from services.common.kafka import IdempotenceRefused, ensure_topics, start_producer, system_topics
 from services.common.logging import READY
 from workers.common.consumer import EventConsumer, RawMessage
-from workers.common.consumer_settings import ConsumerSettings
-from workers.common.kafka import IdempotenceRefused, ensure_topics, start_producer, system_topics
 from workers.common.ordered_concurrency import OrderedConcurrency
 
 log = logging.getLogger("workers.kafka")

@@ -4,7 +4,7 @@ from typing import Annotated
 
 from pydantic import AnyUrl, Field, UrlConstraints
 
-from workers.common.kafka import KafkaSettings
+from services.common.kafka import KafkaSettings
 
 PostgresUrl = Annotated[
     AnyUrl, UrlConstraints(allowed_schemes=["postgresql+asyncpg"], host_required=False)

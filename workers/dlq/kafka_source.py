@@ -10,9 +10,9 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.errors import KafkaError
 
 from services.common.broker_offsets import log_end_offsets
+from services.common.kafka import IdempotenceRefused, start_producer
 from services.common.topics import dead_letter_topic
 from workers.common.dead_letters import DeadLetter
-from workers.common.kafka import IdempotenceRefused, start_producer
 from workers.dlq.config import Settings
 from workers.dlq.model import CliError
 

@@ -16,8 +16,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from services.common.envelope import InvalidEnvelope, decode
 from services.common.redaction import redact, redact_text
-from workers.common.envelope import InvalidEnvelope, decode
 from workers.dlq.actions import Report
 from workers.dlq.model import Parked
 

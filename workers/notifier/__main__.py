@@ -12,6 +12,8 @@ import aiohttp
 
 from services.booking.domain.events import NotificationRequested
 from services.common import topics
+from services.common.envelope import Envelope
+from services.common.http_resilience import ResilientCaller
 from services.common.logging import configure_logging
 from services.common.settings import exit_on_help, load_settings_or_exit
 from services.notifier.adapters.kakao import KakaoAlimTalkClient
@@ -20,11 +22,10 @@ from services.notifier.config import Settings
 from services.notifier.service import ChannelsUnavailable, DeliveryFailed, NotificationUnknown, Notifier
 from workers.common.breaker_publisher import publishing_breaker_states
 from workers.common.consumer import EventConsumer, Route
+from workers.common.consumer_main import consumer_policy
 from workers.common.consumer_metrics import NOTIFICATIONS
 from workers.common.database import create_worker_engine, is_database_outage
-from workers.common.envelope import Envelope
 from workers.common.event_data import parse_event
-from workers.common.http_resilience import ResilientCaller
 from workers.common.kafka_worker import dead_letter_producer, run_worker
 
 PART = "notifier"
@@ -73,7 +74,7 @@ async def notifier_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
                         group, {"NotificationRequested": Route(on_notification_requested)}, producer,
                         # Both providers were already retried by their callers: park at once.
                         permanent=(DeliveryFailed, NotificationUnknown),
-                        is_outage=is_database_outage, policy=settings.consumer_policy,
+                        is_outage=is_database_outage, policy=consumer_policy(settings),
                     )
             finally:
                 await notifier.close()

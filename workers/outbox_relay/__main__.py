@@ -22,9 +22,9 @@ import sys
 
 from prometheus_client import start_http_server
 
+from services.common.kafka import IdempotenceRefused
 from services.common.logging import configure_logging
 from services.common.settings import exit_on_help, load_settings_or_exit
-from workers.common.kafka import IdempotenceRefused
 from workers.outbox_relay import republish
 from workers.outbox_relay.config import Settings
 from workers.outbox_relay.metrics import RelayMetrics

@@ -6,8 +6,8 @@ from typing import Annotated
 
 from pydantic import AnyUrl, Field, UrlConstraints, model_validator
 
+from services.common.kafka import KafkaSettings
 from services.common.logging import LogSettings
-from workers.common.kafka import KafkaSettings
 
 PostgresUrl = Annotated[
     AnyUrl, UrlConstraints(allowed_schemes=["postgresql+asyncpg"], host_required=False)

@@ -12,8 +12,8 @@ from aiokafka.errors import InvalidTopicError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
-from workers.common.envelope import Envelope, encode_with_data_json
-from workers.common.kafka import KafkaSettings, TopicCreationFailed, ensure_topics
+from services.common.envelope import Envelope, encode_with_data_json
+from services.common.kafka import KafkaSettings, TopicCreationFailed, ensure_topics
 from workers.outbox_relay.health import describe
 from workers.outbox_relay.store import OutboxRow
 

@@ -13,8 +13,8 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
 from services.common.broker_offsets import BrokerOffsets, consumer_groups
+from services.common.kafka import IdempotenceRefused, ensure_topics, start_producer, system_topics
 from services.common.logging import READY
-from workers.common.kafka import IdempotenceRefused, ensure_topics, start_producer, system_topics
 from workers.outbox_relay.broker_offsets import watch_offsets
 from workers.outbox_relay.config import Settings
 from workers.outbox_relay.health import Health

@@ -16,15 +16,16 @@ from services.booking.domain.errors import BalanceLimitExceeded
 from services.booking.domain.events import PaymentCompleted
 from services.booking.service_layer.saga import PaymentUnknown, TicketSaga
 from services.common import topics
+from services.common.envelope import Envelope
+from services.common.http_resilience import ResilientCaller
 from services.common.logging import configure_logging
 from services.common.settings import exit_on_help, load_settings_or_exit
 from workers.common.breaker_publisher import publishing_breaker_states
 from workers.common.consumer import EventConsumer, Route
+from workers.common.consumer_main import consumer_policy
 from workers.common.consumer_metrics import SAGA_OUTCOMES
 from workers.common.database import create_worker_engine, is_database_outage
-from workers.common.envelope import Envelope
 from workers.common.event_data import parse_event
-from workers.common.http_resilience import ResilientCaller
 from workers.common.kafka_worker import dead_letter_producer, run_worker
 from workers.saga.config import Settings
 
@@ -60,7 +61,7 @@ async def saga_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
                     ignored={"PaymentRefunded"},
                     # A refund that would break the wallet limit needs a person, not a retry.
                     permanent=(PaymentUnknown, BalanceLimitExceeded),
-                    is_outage=is_database_outage, policy=settings.consumer_policy,
+                    is_outage=is_database_outage, policy=consumer_policy(settings),
                 )
     finally:
         await engine.dispose()

@@ -16,11 +16,12 @@ from services.booking.adapters.waiting_room import WaitingRooms
 from services.booking.domain.events import QueueTokenExpired
 from services.booking.domain.waiting_room import Lifetimes
 from services.common import topics
+from services.common.envelope import Envelope
 from services.common.logging import configure_logging
 from services.common.redis_client import connect_redis
 from services.common.settings import exit_on_help, load_settings_or_exit
 from workers.common.consumer import EventConsumer, Route
-from workers.common.envelope import Envelope
+from workers.common.consumer_main import consumer_policy
 from workers.common.event_data import parse_event
 from workers.common.kafka_worker import dead_letter_producer, run_worker
 from workers.token_expiry.config import Settings
@@ -46,7 +47,7 @@ async def token_expiry_consumer(settings: Settings) -> AsyncIterator[EventConsum
         async with dead_letter_producer(settings, settings.group(PART)) as producer:
             yield EventConsumer(
                 settings.group(PART), {"QueueTokenExpired": Route(on_token_expired)}, producer,
-                is_outage=is_outage, policy=settings.consumer_policy,
+                is_outage=is_outage, policy=consumer_policy(settings),
             )
     finally:
         await redis.aclose()

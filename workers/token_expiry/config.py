@@ -5,7 +5,7 @@ from typing import Annotated
 from pydantic import Field
 
 from services.booking.config import RedisUrl
-from workers.common.consumer_settings import ConsumerSettings
+from services.common.consumer_settings import ConsumerSettings
 
 
 class Settings(ConsumerSettings):

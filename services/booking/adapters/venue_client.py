@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from workers.common.http_resilience import Outcome, ResilientCaller
+from services.common.http_resilience import Outcome, ResilientCaller
 
 
 @dataclass(frozen=True)

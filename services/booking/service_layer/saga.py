@@ -22,7 +22,7 @@ from services.booking.domain.events import PaymentCompleted
 from services.booking.domain.ticket_saga import Refused, Registered, VenueVerdict
 from services.booking.domain.wallet import balance_after_refund
 from services.common.coalescing import Coalescer
-from workers.common.http_resilience import Accepted, BreakerOpen, TransientFailure
+from services.common.http_resilience import Accepted, BreakerOpen, TransientFailure
 
 CONSUMER = "ticket-saga"
 SETTLE_LINGER_SECONDS = 0.002

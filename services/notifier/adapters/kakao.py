@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Literal, Protocol
 
-from workers.common.http_resilience import Outcome, ResilientCaller
+from services.common.http_resilience import Outcome, ResilientCaller
 
 TemplateCode = Literal["TICKET_CONFIRMED", "PAYMENT_REFUNDED"]
 

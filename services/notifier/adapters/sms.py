@@ -3,7 +3,7 @@
 from dataclasses import dataclass
 from typing import Protocol
 
-from workers.common.http_resilience import Outcome, ResilientCaller
+from services.common.http_resilience import Outcome, ResilientCaller
 
 
 @dataclass(frozen=True)

@@ -25,9 +25,9 @@ from email.utils import parsedate_to_datetime
 import aiohttp
 import orjson
 
-from workers.common.breaker import AsyncCircuitBreaker, BreakerOpen
-from workers.common.metrics import PROVIDER_ATTEMPT_DURATION, PROVIDER_ATTEMPTS, PROVIDER_CALLS
-from workers.common.rate_limit import TokenBucket
+from services.common.breaker import AsyncCircuitBreaker, BreakerOpen
+from services.common.provider_metrics import PROVIDER_ATTEMPT_DURATION, PROVIDER_ATTEMPTS, PROVIDER_CALLS
+from services.common.rate_limit import TokenBucket
 
 __all__ = [
     "TRACE_ID_HEADER",

@@ -4,9 +4,8 @@ from typing import Annotated
 
 from pydantic import Field
 
+from services.common.kafka import KafkaSettings
 from services.common.logging import LogSettings
-from workers.common.consumer import ConsumerPolicy
-from workers.common.kafka import KafkaSettings
 
 Seconds = Annotated[float, Field(gt=0)]
 
@@ -30,9 +29,3 @@ class ConsumerSettings(KafkaSettings, LogSettings):
     def group(self, part: str) -> str:
         return f"{self.consumer_group_prefix}-{part}"
 
-    @property
-    def consumer_policy(self) -> ConsumerPolicy:
-        return ConsumerPolicy(
-            self.consumer_max_attempts, self.consumer_retry_base_seconds,
-            self.consumer_retry_max_seconds,
-        )

@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import pybreaker
 
-from workers.common.metrics import PROVIDER_CIRCUIT_BREAKER_STATE
+from services.common.provider_metrics import PROVIDER_CIRCUIT_BREAKER_STATE
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

@@ -1,6 +1,6 @@
 """Resilience settings of one outbound provider, read as `<PROVIDER>_*` variables."""
 
-from workers.common.http_resilience import ResiliencePolicy, RetryPolicy
+from services.common.http_resilience import ResiliencePolicy, RetryPolicy
 
 
 def provider_policy(
