@@ -23,6 +23,7 @@ from sqlalchemy.engine import make_url
 from services.booking.adapters.migrate import upgrade_to_head
 from services.common.envelope import Envelope, decode
 from services.common.kafka import KafkaSettings, ensure_topics
+from services.common.settings_types import asyncpg_dsn
 from services.common.topics import dead_letter_topic
 from workers.outbox_relay.config import Settings
 
@@ -32,10 +33,6 @@ SELECT gen_random_uuid(), $1, $2, 'test', a, jsonb_build_object('seq', s, 'pad',
 FROM unnest($3::text[], $4::int[]) AS e (a, s)
 RETURNING event_id::text
 """
-
-
-def asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 def _run(coroutine: Any) -> Any:

@@ -20,6 +20,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from redis.asyncio import Redis
 from sqlalchemy.engine import make_url
 
+from services.common.settings_types import asyncpg_dsn
 from tests.launcher_support import LauncherProcess
 from workers.devstack.embedded import (
     ServerStartError,
@@ -47,10 +48,6 @@ def open_dir() -> Iterator[Path]:
     path.chmod(0o755)
     yield path
     shutil.rmtree(path, ignore_errors=True)
-
-
-def asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 async def fetch_value(url: str, query: str) -> object:

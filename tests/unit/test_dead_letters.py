@@ -6,8 +6,8 @@ from datetime import UTC, datetime
 
 import pytest
 
+from workers.common.command_line import CliError, parse_duration
 from workers.common.dead_letters import DeadLetter, dead_letter_headers, replay_count
-from workers.dlq.model import CliError, parse_duration
 
 pytestmark = pytest.mark.unit
 

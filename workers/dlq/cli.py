@@ -22,13 +22,14 @@ import typer
 from rich.progress import Progress
 
 from services.common.settings import InvalidSettings, load_settings
+from workers.common.command_line import CliError
+from workers.common.command_line import parse_duration as duration
 from workers.dlq import render
 from workers.dlq.actions import Replayer, purge
 from workers.dlq.config import Settings
 from workers.dlq.inventory import find, gather
 from workers.dlq.kafka_source import DeadLetterTopics, dead_letter_topics, replay_producer
-from workers.dlq.model import PARKED, STATUSES, CliError, Filters, check_id, original_topic
-from workers.dlq.model import parse_duration as duration
+from workers.dlq.model import PARKED, STATUSES, Filters, check_id, original_topic
 from workers.dlq.store import DlqStore, connect
 
 P = ParamSpec("P")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import replace
 from datetime import UTC, datetime
 
+from workers.common.command_line import CliError
 from workers.common.dead_letters import DeadLetter
 from workers.dlq.kafka_source import DeadLetterTopics
 from workers.dlq.model import (
@@ -12,7 +13,6 @@ from workers.dlq.model import (
     QUARANTINED,
     STATUS_AFTER,
     STATUSES,
-    CliError,
     Filters,
     Parked,
 )

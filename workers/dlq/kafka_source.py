@@ -12,9 +12,9 @@ from aiokafka.errors import KafkaError
 from services.common.broker_offsets import log_end_offsets
 from services.common.kafka import IdempotenceRefused, start_producer
 from services.common.topics import dead_letter_topic
+from workers.common.command_line import CliError
 from workers.common.dead_letters import DeadLetter
 from workers.dlq.config import Settings
-from workers.dlq.model import CliError
 
 READ_TIMEOUT_SECONDS = 30
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
+from workers.common.command_line import CliError
 from workers.common.dead_letters import DeadLetter
 
 PARKED = "parked"
@@ -19,16 +20,6 @@ STATUS_AFTER = {"replay": REPLAYED, "quarantine": QUARANTINED, "purge": PURGED}
 
 KAFKA_ID = re.compile(r"^(?P<topic>[A-Za-z0-9._-]+):(?P<partition>\d+):(?P<offset>\d+)$")
 OUTBOX_ID = re.compile(r"^outbox:(?P<row>\d+)$")
-DURATION = re.compile(r"(\d+(?:\.\d+)?)([smhdw])")
-UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
-
-
-class CliError(Exception):
-    """An error reported as one line on stderr with exit status `code`."""
-
-    def __init__(self, message: str, code: int = 1) -> None:
-        super().__init__(message)
-        self.code = code
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,14 +81,6 @@ class Filters:
 def original_topic(name: str) -> str:
     """Accept a topic or its DLQ topic on the command line; return the original topic."""
     return name.removesuffix(".dlq")
-
-
-def parse_duration(text: str) -> timedelta:
-    """'90s', '15m', '2h', '7d', '1h30m' → timedelta; CliError(code 2) otherwise."""
-    parts = DURATION.findall(text.strip().lower())
-    if not parts or "".join(number + unit for number, unit in parts) != text.strip().lower():
-        raise CliError(f"bad duration {text!r}: use e.g. 90s, 15m, 2h, 7d or 1h30m", code=2)
-    return timedelta(seconds=sum(float(number) * UNIT_SECONDS[unit] for number, unit in parts))
 
 
 def check_id(message_id: str) -> str:

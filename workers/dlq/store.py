@@ -12,8 +12,9 @@ from typing import Any
 import asyncpg
 import orjson
 
-from workers.dlq.model import OUTBOX_ID, CliError, Parked
-from workers.outbox_relay.store import asyncpg_dsn
+from services.common.settings_types import asyncpg_dsn
+from workers.common.command_line import CliError
+from workers.dlq.model import OUTBOX_ID, Parked
 
 DEAD_ROWS = """
 SELECT id, event_id::text, event_type, topic, aggregate_id, last_error, attempts, dead_at,

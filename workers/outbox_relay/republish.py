@@ -27,9 +27,9 @@ from rich.console import Console
 from rich.table import Table
 
 from services.common.settings import InvalidSettings, load_settings
-from workers.dlq.model import CliError, parse_duration
+from services.common.settings_types import asyncpg_dsn
+from workers.common.command_line import CliError, parse_duration
 from workers.outbox_relay.config import PostgresUrl
-from workers.outbox_relay.store import asyncpg_dsn
 
 COUNT = """
 SELECT topic, count(*) AS rows FROM outbox

@@ -15,13 +15,14 @@ from prometheus_client import CollectorRegistry
 from services.common.broker_offsets import BrokerOffsets, consumer_groups
 from services.common.kafka import IdempotenceRefused, ensure_topics, start_producer, system_topics
 from services.common.logging import READY
+from services.common.settings_types import asyncpg_dsn
 from workers.outbox_relay.broker_offsets import watch_offsets
 from workers.outbox_relay.config import Settings
 from workers.outbox_relay.health import Health
 from workers.outbox_relay.metrics import RelayMetrics
 from workers.outbox_relay.publisher import Publisher
 from workers.outbox_relay.relay import Relay
-from workers.outbox_relay.store import OutboxStore, asyncpg_dsn, create_pool
+from workers.outbox_relay.store import OutboxStore, create_pool
 from workers.outbox_relay.wakeup import OutboxListener, Wakeup
 
 log = logging.getLogger("workers.outbox_relay")

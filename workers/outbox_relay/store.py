@@ -9,6 +9,7 @@ from datetime import datetime
 import asyncpg
 
 from services.common.outbox_stats import STATS, OutboxStats
+from services.common.settings_types import asyncpg_dsn
 
 # A row is claimable when it is live, not leased by a live relay, and no older row
 # of its aggregate is still unpublished (leased elsewhere, pending or dead). So one
@@ -78,11 +79,6 @@ class OutboxRow:
     trace_id: str | None
     payload: str  # JSON text, spliced into the envelope as is
     occurred_at: datetime
-
-
-def asyncpg_dsn(database_url: str) -> str:
-    """asyncpg takes a libpq URL: drop SQLAlchemy's driver suffix."""
-    return database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
 
 
 # The relay's own writes (lease, published mark) need no flush to disk before
