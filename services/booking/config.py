@@ -18,10 +18,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from services.booking.domain.waiting_room import Lifetimes, RoomPolicy
 from services.common.redis_client import CLUSTER_SCHEMES, URL_SCHEMES
+from services.common.settings_types import DatabaseSettings, GroupPrefix, MetricsPort, Positive, Seconds
 
-PostgresUrl = Annotated[
-    AnyUrl, UrlConstraints(allowed_schemes=["postgresql+asyncpg"], host_required=False)
-]
+
 # One server (redis://, rediss://, unix://) or any node of a Redis Cluster
 # (redis+cluster://host:port, rediss+cluster://host:port): services/common/redis_client.py.
 def names_a_cluster_node(url: AnyUrl) -> AnyUrl:
@@ -33,12 +32,12 @@ def names_a_cluster_node(url: AnyUrl) -> AnyUrl:
 RedisUrl = Annotated[AnyUrl, UrlConstraints(allowed_schemes=list(URL_SCHEMES)),
                      AfterValidator(names_a_cluster_node)]
 
-Positive = Annotated[int, Field(ge=1)]
 NonNegative = Annotated[int, Field(ge=0)]
 Port = Annotated[int, Field(ge=1, le=65535)]
-Seconds = Annotated[float, Field(gt=0)]
 Word = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1)]
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
+# Separates deployments (or test runs) sharing one Redis; each concert has its own room.
+QueueNamespace = Annotated[str, Field(pattern=r"^[a-z0-9-]{1,32}$")]
 
 # HS256 with a shorter key is guessable offline from one token (RFC 7518 §3.2).
 MIN_SECRET_BYTES = 32
@@ -82,9 +81,19 @@ class TokenPolicy(BaseSettings):
         return value
 
 
-class Settings(TokenPolicy):
-    database_url: PostgresUrl
+class StoreSettings(DatabaseSettings):
+    """The stores of the API, the queue worker and booking-reconcile, and the waiting rooms in Redis."""
+
     redis_url: RedisUrl
+    db_pool_size: Positive = 20
+    db_pool_overflow: Annotated[int, Field(ge=0)] = 10
+    queue_namespace: QueueNamespace = "main"
+    queue_active_ttl_seconds: Positive = 600
+    # A WAITING token that is not polled for this long loses its place in line.
+    queue_wait_grace_seconds: Positive = 60
+
+
+class Settings(StoreSettings, TokenPolicy):
     kafka_bootstrap_servers: Annotated[str, Field(min_length=3)]
 
     booking_host: str = "127.0.0.1"
@@ -92,7 +101,7 @@ class Settings(TokenPolicy):
     # /metrics is served here only, never on the public port; 0: not served (as the
     # workers' *_METRICS_PORT=0), for processes nothing scrapes.
     metrics_host: Word = "127.0.0.1"
-    metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9100
+    metrics_port: MetricsPort = 9100
     # A client must send a request's whole head within this many seconds of connecting
     # or of its previous answer; granian (hyper) then closes the connection. It bounds
     # slow senders and idle kept-alive connections alike (one timer in hyper).
@@ -107,11 +116,6 @@ class Settings(TokenPolicy):
     # Defaults of each concert's waiting room (POST /admin/concerts may set its own).
     queue_admit_per_second: Annotated[int, Field(ge=1, le=10_000)] = 50
     queue_max_active: Annotated[int, Field(ge=1, le=100_000)] = 500
-    queue_active_ttl_seconds: Positive = 600
-    # Separates deployments (or test runs) sharing one Redis; each concert has its own room.
-    queue_namespace: Annotated[str, Field(pattern=r"^[a-z0-9-]{1,32}$")] = "main"
-    # A WAITING token that is not polled for this long loses its place in line.
-    queue_wait_grace_seconds: Positive = 60
     hold_ttl_seconds: Positive = 300
     max_holds_per_user: Positive = 4
     # Idempotency-Keys one user may hold within 24 hours (each is a stored response);
@@ -121,8 +125,6 @@ class Settings(TokenPolicy):
 
     # Redis locks only reduce contention; the database alone guarantees no oversell.
     redis_locks_enabled: bool = True
-    db_pool_size: Positive = 20
-    db_pool_overflow: Annotated[int, Field(ge=0)] = 10
     # Server worker processes of booking-api (the usual variable), one per core by
     # default: on 2 cores, 2 workers paid 20-25 % more payments/s than 1 with the whole
     # `make run` stack beside them (bench/). Above 1, metrics are kept in files under
@@ -132,7 +134,7 @@ class Settings(TokenPolicy):
     # The system view on /metrics (entrypoints/api/system_metrics.py): the consumer groups
     # whose lag it reports, named as the workers name them (their CONSUMER_GROUP_PREFIX),
     # and how long each source may take before its series are left out of a scrape.
-    consumer_group_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "booking"
+    consumer_group_prefix: GroupPrefix = "booking"
     metrics_db_timeout_seconds: Seconds = 1.0
     metrics_broker_timeout_seconds: Seconds = 2.0
     # Each API process reads the broker's offsets at most this often, however often scraped.
@@ -159,15 +161,11 @@ class Settings(TokenPolicy):
         """The parsed FORWARDED_ALLOW_IPS: peers trusted to name the client address."""
         return networks(self.forwarded_allow_ips)
 
-    @property
-    def database_dsn(self) -> str:
-        return str(self.database_url)
-
 
 def room_defaults(settings: Settings) -> RoomPolicy:
     """The policy of a room created without one: QUEUE_* settings, open now, no pre-queue."""
     return RoomPolicy(settings.queue_admit_per_second, settings.queue_max_active)
 
 
-def queue_lifetimes(settings: Settings) -> Lifetimes:
+def queue_lifetimes(settings: StoreSettings) -> Lifetimes:
     return Lifetimes(settings.queue_active_ttl_seconds, settings.queue_wait_grace_seconds)

@@ -6,13 +6,12 @@ from pydantic import Field
 
 from services.common.kafka import KafkaSettings
 from services.common.logging import LogSettings
-
-Seconds = Annotated[float, Field(gt=0)]
+from services.common.settings_types import GroupPrefix, Seconds
 
 
 class ConsumerSettings(KafkaSettings, LogSettings):
     # Group ids are "<prefix>-<part>"; another prefix gives an independent set of groups.
-    consumer_group_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "booking"
+    consumer_group_prefix: GroupPrefix = "booking"
     consumer_max_attempts: Annotated[int, Field(ge=1, le=100)] = 3
     consumer_retry_base_seconds: Seconds = 0.5
     consumer_retry_max_seconds: Seconds = 10.0

@@ -2,23 +2,19 @@
 
 from typing import Annotated
 
-from pydantic import AnyHttpUrl, AnyUrl, Field, SecretStr, UrlConstraints
+from pydantic import AnyHttpUrl, Field, SecretStr
 
-from services.common.consumer_settings import ConsumerSettings, Seconds
+from services.common.consumer_settings import ConsumerSettings
 from services.common.http_resilience import ResiliencePolicy
 from services.common.provider_settings import provider_policy
+from services.common.settings_types import DatabaseSettings, MetricsPort, Positive, Seconds
 
-PostgresUrl = Annotated[
-    AnyUrl, UrlConstraints(allowed_schemes=["postgresql+asyncpg"], host_required=False)
-]
 Secret = Annotated[SecretStr, Field(min_length=1)]
 Attempts = Annotated[int, Field(ge=1, le=20)]
 Rate = Annotated[float, Field(gt=0)]
-Positive = Annotated[int, Field(ge=1)]
 
 
-class Settings(ConsumerSettings):
-    database_url: PostgresUrl
+class Settings(ConsumerSettings, DatabaseSettings):
     kakao_api_url: AnyHttpUrl
     kakao_api_key: Secret
     kakao_sender_key: Annotated[str, Field(min_length=1)]
@@ -43,11 +39,7 @@ class Settings(ConsumerSettings):
     sms_breaker_reset_seconds: Seconds = 30.0
 
     notifier_db_pool_size: Annotated[int, Field(ge=1, le=100)] = 8
-    notifier_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9113
-
-    @property
-    def database_dsn(self) -> str:
-        return str(self.database_url)
+    notifier_metrics_port: MetricsPort = 9113
 
     @property
     def kakao_policy(self) -> ResiliencePolicy:

@@ -42,14 +42,16 @@ REQUIRED_ALERTS = {  # what issue 6 asks for
     "OutboxOldestUnpublishedTooOld", "DeadLettersGrowing", "NotificationProviderBreakerOpen",
     "VenueBreakerOpen", "ConsumerLagRising", "QueueAdmissionStalled",
 }
-SETTINGS = {  # compose service -> (Settings class, its metrics/HTTP port field)
-    "migrate": ("services.booking.config", None),
-    "booking-api": ("services.booking.config", "metrics_port"),
-    "booking-worker-queue": ("workers.queue.config", "queue_metrics_port"),
-    "booking-relay": ("workers.outbox_relay.config", "relay_metrics_port"),
-    "booking-worker-saga": ("workers.saga.config", "saga_metrics_port"),
-    "booking-worker-notifier": ("services.notifier.config", "notifier_metrics_port"),
-    "booking-worker-token-expiry": ("workers.token_expiry.config", "token_expiry_metrics_port"),
+SETTINGS = {  # compose service -> (its Settings class, its metrics/HTTP port field and host field)
+    "migrate": ("services.common.settings_types.DatabaseSettings", None, None),
+    "booking-api": ("services.booking.config.Settings", "metrics_port", "metrics_host"),
+    "booking-worker-queue": ("workers.queue.config.Settings", "queue_metrics_port", "queue_metrics_host"),
+    "booking-relay": ("workers.outbox_relay.config.Settings", "relay_metrics_port", "relay_metrics_host"),
+    "booking-worker-saga": ("workers.saga.config.Settings", "saga_metrics_port", "worker_metrics_host"),
+    "booking-worker-notifier": (
+        "services.notifier.config.Settings", "notifier_metrics_port", "worker_metrics_host"),
+    "booking-worker-token-expiry": (
+        "workers.token_expiry.config.Settings", "token_expiry_metrics_port", "worker_metrics_host"),
 }
 SECTION_4 = [  # API.md §4, used when ../shared/API.md is not beside the checkout
     "DATABASE_URL", "REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS", "AUTH_JWT_SECRET", "BOOKING_HOST",
@@ -334,8 +336,9 @@ def test_each_process_starts_with_valid_settings_and_serves_where_it_is_scraped(
     scrape = {job["job_name"]: job["dns_sd_configs"][0] for job in
               yaml.safe_load((PROMETHEUS / "prometheus.yml").read_text())["scrape_configs"]
               if "dns_sd_configs" in job}
-    for name, (module, port_field) in SETTINGS.items():
-        settings_class = importlib.import_module(module).Settings
+    for name, (class_path, port_field, host_field) in SETTINGS.items():
+        module, _, class_name = class_path.rpartition(".")
+        settings_class = getattr(importlib.import_module(module), class_name)
         for field in settings_class.model_fields:
             monkeypatch.delenv(field.upper(), raising=False)
         environment = {key.lower(): resolve(value)
@@ -346,9 +349,7 @@ def test_each_process_starts_with_valid_settings_and_serves_where_it_is_scraped(
         port = getattr(settings, port_field)
         assert scrape[name]["names"] == [name] and scrape[name]["port"] == port, name
         assert f":{port}/" in " ".join(services()[name]["healthcheck"]["test"]), name
-        host = getattr(settings, "booking_host", None) or getattr(
-            settings, "relay_metrics_host", None) or settings.worker_metrics_host
-        assert host == "0.0.0.0", name
+        assert getattr(settings, host_field) == "0.0.0.0", name
 
 
 def test_each_process_command_exists() -> None:

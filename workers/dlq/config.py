@@ -2,23 +2,15 @@
 
 from typing import Annotated
 
-from pydantic import AnyUrl, Field, UrlConstraints
+from pydantic import Field
 
 from services.common.kafka import KafkaSettings
-
-PostgresUrl = Annotated[
-    AnyUrl, UrlConstraints(allowed_schemes=["postgresql+asyncpg"], host_required=False)
-]
+from services.common.settings_types import DatabaseSettings
 
 
-class Settings(KafkaSettings):
-    database_url: PostgresUrl
+class Settings(KafkaSettings, DatabaseSettings):
     # A message replayed this many times and parked again is quarantined rather
     # than replayed once more: it keeps failing, and a loop would hide that.
     dlq_max_replays: Annotated[int, Field(ge=1)] = 3
     # The consumer group whose committed offsets mark how far `replay --all` got.
     dlq_replay_group: Annotated[str, Field(min_length=1)] = "booking-dlq-replay"
-
-    @property
-    def database_dsn(self) -> str:
-        return str(self.database_url)

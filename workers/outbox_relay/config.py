@@ -4,24 +4,18 @@ import os
 import socket
 from typing import Annotated
 
-from pydantic import AnyUrl, Field, UrlConstraints, model_validator
+from pydantic import Field, model_validator
 
 from services.common.kafka import KafkaSettings
 from services.common.logging import LogSettings
-
-PostgresUrl = Annotated[
-    AnyUrl, UrlConstraints(allowed_schemes=["postgresql+asyncpg"], host_required=False)
-]
-Seconds = Annotated[float, Field(gt=0)]
+from services.common.settings_types import DatabaseSettings, GroupPrefix, MetricsPort, Seconds
 
 
 def default_relay_name() -> str:
     return f"{socket.gethostname()}-{os.getpid()}"
 
 
-class Settings(KafkaSettings, LogSettings):
-    database_url: PostgresUrl
-
+class Settings(KafkaSettings, LogSettings, DatabaseSettings):
     relay_name: Annotated[str, Field(default_factory=default_relay_name, min_length=1)]
     relay_batch_size: Annotated[int, Field(ge=1, le=10_000)] = 1000
     # Claim/publish loops per process: one claims while another awaits the broker.
@@ -36,14 +30,14 @@ class Settings(KafkaSettings, LogSettings):
     relay_retention_seconds: Seconds = 7 * 24 * 3600.0
     relay_purge_interval_seconds: Seconds = 300.0
     relay_stats_interval_seconds: Seconds = 5.0
-    relay_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9101
+    relay_metrics_port: MetricsPort = 9101
     relay_metrics_host: str = "127.0.0.1"
     # Consumer lag and DLQ sizes (kafka_consumer_group_lag, dlq_messages) are read
     # from the broker this often, each read given up after the timeout.
     relay_offsets_interval_seconds: Seconds = 5.0
     relay_offsets_timeout_seconds: Seconds = 5.0
     # The consumer workers' CONSUMER_GROUP_PREFIX: it names the groups whose lag we report.
-    consumer_group_prefix: Annotated[str, Field(pattern=r"^[A-Za-z0-9._-]{1,64}$")] = "booking"
+    consumer_group_prefix: GroupPrefix = "booking"
 
     @model_validator(mode="after")
     def lease_outlasts_publish(self) -> "Settings":
@@ -53,7 +47,3 @@ class Settings(KafkaSettings, LogSettings):
                 "loses its lease and rows are published twice"
             )
         return self
-
-    @property
-    def database_dsn(self) -> str:
-        return str(self.database_url)

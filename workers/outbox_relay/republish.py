@@ -22,14 +22,12 @@ from typing import Annotated
 
 import asyncpg
 import typer
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.table import Table
 
 from services.common.settings import InvalidSettings, load_settings
-from services.common.settings_types import asyncpg_dsn
+from services.common.settings_types import DatabaseSettings, asyncpg_dsn
 from workers.common.command_line import CliError, parse_duration
-from workers.outbox_relay.config import PostgresUrl
 
 COUNT = """
 SELECT topic, count(*) AS rows FROM outbox
@@ -46,12 +44,6 @@ WITH requeued AS (
     RETURNING topic)
 SELECT topic, count(*) AS rows FROM requeued GROUP BY topic ORDER BY topic
 """
-
-
-class RepublishSettings(BaseSettings):
-    model_config = SettingsConfigDict(frozen=True, extra="ignore")
-
-    database_url: PostgresUrl
 
 
 async def republish(
@@ -82,7 +74,7 @@ def command(
     err = Console(stderr=True, highlight=False)
     try:
         window = parse_duration(since)
-        settings = load_settings(RepublishSettings)
+        settings = load_settings(DatabaseSettings)
         counts = asyncio.run(republish(str(settings.database_url), window.total_seconds(), topic, dry_run))
     except (CliError, InvalidSettings) as error:
         err.print(f"error: {error}", markup=False)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.booking.adapters import idempotency_store, reservations
 from services.booking.adapters.waiting_room import WaitingRooms
-from services.booking.config import Settings, queue_lifetimes
+from services.booking.config import StoreSettings, queue_lifetimes
 from services.common.logging import READY
 from services.common.redis_client import RedisClient
 from workers.queue import metrics
@@ -83,7 +83,7 @@ async def sweep_forever(engine: AsyncEngine) -> None:
         elapsed_since_purge += SWEEP_EVERY_SECONDS
 
 
-async def run(settings: Settings, engine: AsyncEngine, redis: RedisClient,
+async def run(settings: StoreSettings, engine: AsyncEngine, redis: RedisClient,
               shuffle_seed: int | None = None) -> None:
     rooms = WaitingRooms(redis, queue_lifetimes(settings), settings.queue_namespace)
     log.info("queue worker %s: admitting to the waiting rooms, expiring tokens and holds", READY)

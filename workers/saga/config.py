@@ -2,20 +2,15 @@
 
 from typing import Annotated
 
-from pydantic import AnyHttpUrl, AnyUrl, Field, UrlConstraints
+from pydantic import AnyHttpUrl, Field
 
-from services.common.consumer_settings import ConsumerSettings, Seconds
+from services.common.consumer_settings import ConsumerSettings
 from services.common.http_resilience import ResiliencePolicy
 from services.common.provider_settings import provider_policy
-
-PostgresUrl = Annotated[
-    AnyUrl, UrlConstraints(allowed_schemes=["postgresql+asyncpg"], host_required=False)
-]
-Positive = Annotated[int, Field(ge=1)]
+from services.common.settings_types import DatabaseSettings, MetricsPort, Positive, Seconds
 
 
-class Settings(ConsumerSettings):
-    database_url: PostgresUrl
+class Settings(ConsumerSettings, DatabaseSettings):
     venue_api_url: AnyHttpUrl
     # HTTP attempts per registration before the saga gives up and refunds (API.md §2).
     venue_max_attempts: Annotated[int, Field(ge=1, le=20)] = 5
@@ -30,11 +25,7 @@ class Settings(ConsumerSettings):
     # whole venue outage each payment is refunded after at most this pause.
     venue_breaker_reset_seconds: Seconds = 10.0
     saga_db_pool_size: Annotated[int, Field(ge=1, le=100)] = 8
-    saga_metrics_port: Annotated[int, Field(ge=0, le=65535)] = 9112
-
-    @property
-    def database_dsn(self) -> str:
-        return str(self.database_url)
+    saga_metrics_port: MetricsPort = 9112
 
     @property
     def venue_policy(self) -> ResiliencePolicy:

@@ -9,28 +9,19 @@ import argparse
 import asyncio
 import json
 import sys
-from typing import Annotated, Any
+from typing import Any
 from uuid import UUID
 
-from pydantic import AnyUrl, UrlConstraints
-from pydantic_settings import BaseSettings, SettingsConfigDict
 from rich.console import Console
 from rich.table import Table
 
 from services.booking.adapters import sagas
 from services.common.engines import create_private_engine
 from services.common.settings import load_settings_or_exit
+from services.common.settings_types import DatabaseSettings
 
-PostgresUrl = Annotated[
-    AnyUrl, UrlConstraints(allowed_schemes=["postgresql+asyncpg"], host_required=False)
-]
 COLUMNS = ("payment_id", "status", "passes", "venue_attempts", "ticket_status", "payment_status",
            "updated_at", "reason")
-
-
-class Settings(BaseSettings):
-    model_config = SettingsConfigDict(frozen=True, extra="ignore")
-    database_url: PostgresUrl
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
@@ -42,8 +33,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-async def fetch(settings: Settings, args: argparse.Namespace) -> list[dict[str, Any]]:
-    engine = create_private_engine(str(settings.database_url), pool_size=1, max_overflow=0)
+async def fetch(settings: DatabaseSettings, args: argparse.Namespace) -> list[dict[str, Any]]:
+    engine = create_private_engine(settings.database_dsn, pool_size=1, max_overflow=0)
     try:
         async with engine.connect() as conn:
             return await sagas.list_sagas(conn, args.payment, args.status, args.limit)
@@ -63,7 +54,7 @@ def render(rows: list[dict[str, Any]], as_json: bool) -> None:
 
 def main() -> None:
     args = parse_args(sys.argv[1:])
-    settings = load_settings_or_exit(Settings)
+    settings = load_settings_or_exit(DatabaseSettings)
     try:
         rows = asyncio.run(fetch(settings, args))
     except OSError as error:

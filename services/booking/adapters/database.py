@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 from services.booking.adapters.metrics import waiting_for_connection
-from services.booking.config import Settings
+from services.booking.config import StoreSettings
 from services.common.engines import create_private_engine
 
 # A request that waits this long for a row lock is answered rather than left hanging.
@@ -31,7 +31,7 @@ class MeasuredPool(AsyncAdaptedQueuePool):
             return super()._do_get()
 
 
-def create_engine(settings: Settings) -> AsyncEngine:
+def create_engine(settings: StoreSettings) -> AsyncEngine:
     return create_private_engine(
         settings.database_dsn,
         poolclass=MeasuredPool,

@@ -28,10 +28,10 @@ def upgrade_to_head(database_url: str) -> None:
 
 
 def main() -> None:
-    from services.booking.config import Settings
     from services.common.settings import load_settings_or_exit
+    from services.common.settings_types import DatabaseSettings
 
-    settings = load_settings_or_exit(Settings)
+    settings = load_settings_or_exit(DatabaseSettings)
     upgrade_to_head(settings.database_dsn)
     print("database schema is at head", file=sys.stderr)
 

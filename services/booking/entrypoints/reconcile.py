@@ -2,8 +2,8 @@
 
 Exit 0 when every invariant holds, 1 with the violations and the ids involved, 2 on
 a bad setting or when PostgreSQL or Redis cannot be asked (one line on stderr).
-Settings: DATABASE_URL, REDIS_URL, QUEUE_NAMESPACE (API.md §4; the
-booking Settings, so KAFKA_BOOTSTRAP_SERVERS and AUTH_JWT_SECRET must be set too).
+Settings: DATABASE_URL, REDIS_URL, QUEUE_NAMESPACE, QUEUE_ACTIVE_TTL_SECONDS and
+QUEUE_WAIT_GRACE_SECONDS (API.md §4), the part of the API's settings it reads.
 """
 
 import asyncio
@@ -20,7 +20,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from services.booking.adapters.invariants import Scope
 from services.booking.adapters.waiting_room import WaitingRooms
-from services.booking.config import Settings, queue_lifetimes
+from services.booking.config import StoreSettings, queue_lifetimes
 from services.booking.service_layer.reconcile import CheckResult, check_active_tokens, check_database
 from services.common.engines import create_private_engine
 from services.common.redis_client import connect_redis
@@ -42,7 +42,7 @@ def _first_line(error: BaseException) -> str:
 
 
 async def run_checks(
-    settings: Settings, scope: Scope, grace_seconds: float, max_ids: int
+    settings: StoreSettings, scope: Scope, grace_seconds: float, max_ids: int
 ) -> list[CheckResult]:
     """Every invariant against the stores the settings name."""
     engine = create_private_engine(
@@ -115,7 +115,7 @@ def reconcile(
         min=0, help="Seconds an outbox row may stay unpublished before it counts.")] = 60.0,
     max_ids: Annotated[int, typer.Option(min=1, help="Ids listed per violated invariant.")] = 100,
 ) -> None:
-    settings = load_settings_or_exit(Settings)
+    settings = load_settings_or_exit(StoreSettings)
     try:
         results = asyncio.run(run_checks(settings, Scope(schedule, user), grace, max_ids))
     except Unreachable as error:
