@@ -54,6 +54,7 @@ def test_the_relay_watches_the_groups_and_topics_the_workers_consume() -> None:
         module = importlib.import_module(name)
         group = ConsumerSettings(kafka_bootstrap_servers="k:9092", consumer_group_prefix="p").group(
             module.PART)
-        assert re.search(r"run_worker\(settings, PART, TOPICS,", inspect.getsource(module)), name
+        source = inspect.getsource(module)
+        assert re.search(r"run_consumer_part\(__doc__, Settings, PART, TOPICS,", source), name
         workers[group] = tuple(module.TOPICS)
     assert consumer_groups("p") == workers

@@ -14,19 +14,17 @@ from services.booking.domain.events import NotificationRequested
 from services.common import topics
 from services.common.envelope import Envelope
 from services.common.http_resilience import ResilientCaller
-from services.common.logging import configure_logging
-from services.common.settings import exit_on_help, load_settings_or_exit
 from services.notifier.adapters.kakao import KakaoAlimTalkClient
 from services.notifier.adapters.sms import SmsClient
 from services.notifier.config import Settings
 from services.notifier.service import ChannelsUnavailable, DeliveryFailed, NotificationUnknown, Notifier
 from workers.common.breaker_publisher import publishing_breaker_states
 from workers.common.consumer import EventConsumer, Route
-from workers.common.consumer_main import consumer_policy
+from workers.common.consumer_main import consumer_policy, run_consumer_part
 from workers.common.consumer_metrics import NOTIFICATIONS
 from workers.common.database import create_worker_engine, is_database_outage
 from workers.common.event_data import parse_event
-from workers.common.kafka_worker import dead_letter_producer, run_worker
+from workers.common.kafka_worker import dead_letter_producer
 
 PART = "notifier"
 TOPICS = [topics.NOTIFICATIONS]
@@ -83,11 +81,8 @@ async def notifier_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
 
 
 def main() -> None:
-    exit_on_help(__doc__)
-    settings = load_settings_or_exit(Settings)
-    configure_logging(PART, settings.log_level, settings.log_json)
-    run_worker(settings, PART, TOPICS, lambda: notifier_consumer(settings),
-               metrics_port=settings.notifier_metrics_port)
+    run_consumer_part(__doc__, Settings, PART, TOPICS, notifier_consumer,
+                      metrics_port=lambda settings: settings.notifier_metrics_port)
 
 
 if __name__ == "__main__":

@@ -18,15 +18,13 @@ from services.booking.service_layer.saga import PaymentUnknown, TicketSaga
 from services.common import topics
 from services.common.envelope import Envelope
 from services.common.http_resilience import ResilientCaller
-from services.common.logging import configure_logging
-from services.common.settings import exit_on_help, load_settings_or_exit
 from workers.common.breaker_publisher import publishing_breaker_states
 from workers.common.consumer import EventConsumer, Route
-from workers.common.consumer_main import consumer_policy
+from workers.common.consumer_main import consumer_policy, run_consumer_part
 from workers.common.consumer_metrics import SAGA_OUTCOMES
 from workers.common.database import create_worker_engine, is_database_outage
 from workers.common.event_data import parse_event
-from workers.common.kafka_worker import dead_letter_producer, run_worker
+from workers.common.kafka_worker import dead_letter_producer
 from workers.saga.config import Settings
 
 PART = "ticket-saga"
@@ -68,11 +66,8 @@ async def saga_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
 
 
 def main() -> None:
-    exit_on_help(__doc__)
-    settings = load_settings_or_exit(Settings)
-    configure_logging(PART, settings.log_level, settings.log_json)
-    run_worker(settings, PART, TOPICS, lambda: saga_consumer(settings),
-               metrics_port=settings.saga_metrics_port)
+    run_consumer_part(__doc__, Settings, PART, TOPICS, saga_consumer,
+                      metrics_port=lambda settings: settings.saga_metrics_port)
 
 
 if __name__ == "__main__":

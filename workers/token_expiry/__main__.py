@@ -17,13 +17,11 @@ from services.booking.domain.events import QueueTokenExpired
 from services.booking.domain.waiting_room import Lifetimes
 from services.common import topics
 from services.common.envelope import Envelope
-from services.common.logging import configure_logging
 from services.common.redis_client import connect_redis
-from services.common.settings import exit_on_help, load_settings_or_exit
 from workers.common.consumer import EventConsumer, Route
-from workers.common.consumer_main import consumer_policy
+from workers.common.consumer_main import consumer_policy, run_consumer_part
 from workers.common.event_data import parse_event
-from workers.common.kafka_worker import dead_letter_producer, run_worker
+from workers.common.kafka_worker import dead_letter_producer
 from workers.token_expiry.config import Settings
 
 PART = "token-expiry"
@@ -54,11 +52,8 @@ async def token_expiry_consumer(settings: Settings) -> AsyncIterator[EventConsum
 
 
 def main() -> None:
-    exit_on_help(__doc__)
-    settings = load_settings_or_exit(Settings)
-    configure_logging(PART, settings.log_level, settings.log_json)
-    run_worker(settings, PART, TOPICS, lambda: token_expiry_consumer(settings),
-               metrics_port=settings.token_expiry_metrics_port)
+    run_consumer_part(__doc__, Settings, PART, TOPICS, token_expiry_consumer,
+                      metrics_port=lambda settings: settings.token_expiry_metrics_port)
 
 
 if __name__ == "__main__":
