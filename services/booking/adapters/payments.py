@@ -1,7 +1,6 @@
 """Payments and tickets in PostgreSQL: paying runs on asyncpg directly (a hot path,
 database.driver_transaction); reading payments and tickets goes through SQLAlchemy."""
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -11,7 +10,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.booking.adapters.outbox import insert_events_from
+from services.booking.adapters.outbox import insert_events_from, rows_parameter
 from services.booking.domain.seat_hold import Reservation
 
 # The reservation row, then its owner's wallet row, locked in that order by one
@@ -97,7 +96,7 @@ async def record_payment(
     sold = await conn.fetchval(
         RECORD_PAYMENT, payment_id, ticket_id, reservation.id, reservation.user_id,
         reservation.price, reservation.schedule_id, reservation.seat_no, queue_token, now,
-        balance_after, json.dumps(outbox_rows, default=str),
+        balance_after, rows_parameter(outbox_rows),
     )
     return bool(sold)
 

@@ -1,6 +1,5 @@
 """Ticket saga state, processed-event tracking and the venue's view of a ticket in PostgreSQL."""
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,7 +9,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.booking.adapters.outbox import insert_events_from
+from services.booking.adapters.outbox import insert_events_from, rows_parameter
 
 MARK_PROCESSED = text("""
 INSERT INTO processed_events (consumer, event_id) VALUES (:consumer, :event_id)
@@ -167,7 +166,7 @@ async def settle_confirmed_many(conn: asyncpg.Connection, consumer: str,
     rows = await conn.fetch(
         SETTLE_CONFIRMED, consumer, [c.event_id for c in confirmations],
         [c.payment_id for c in confirmations], [c.ticket_id for c in confirmations],
-        [c.attempts for c in confirmations], now, json.dumps(outbox_rows, default=str),
+        [c.attempts for c in confirmations], now, rows_parameter(outbox_rows),
     )
     return [bool(row["done"]) for row in rows]
 

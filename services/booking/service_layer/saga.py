@@ -148,6 +148,7 @@ class TicketSaga:
             conn, locked.user_id, "REFUND", amount, after, now, payment_id=payment.payment_id
         )
         events = ticket_saga.refund_events(payment, verdict.reason)
-        await outbox.add_events(conn, list(events), trace_id)
+        raw = await conn.get_raw_connection()  # the transaction's own asyncpg connection
+        await outbox.add_events(raw.driver_connection, events, trace_id)
         log.info("payment %s refunded: %s", payment.payment_id, verdict.reason)
         return True
