@@ -133,28 +133,20 @@ async def warm(saga: TicketSaga, booking: Booking) -> None:
     await saga.on_payment_completed(uuid.uuid4(), await booking.paid(PRICE, "trips"), None)
 
 
-async def test_the_saga_confirms_in_two_statements(
-    booking: Booking, engine: AsyncEngine, statements: Statements
+# Confirming: the claim, the settlement with its events. Compensating: the claim; then
+# BEGIN, the event marked, reservation, wallet and seat locked, the saga closed, the
+# payment undone, the refund recorded, its events, COMMIT.
+@pytest.mark.parametrize(("venue_accepts", "statements_sent", "transactions"), [
+    (True, 2, 0), (False, 11, 1)], ids=["confirmed", "compensated"])
+async def test_the_saga_sends_its_usual_statements(
+    booking: Booking, engine: AsyncEngine, statements: Statements, venue_accepts: bool,
+    statements_sent: int, transactions: int,
 ) -> None:
-    saga = TicketSaga(engine, Venue(accept=True))
+    saga = TicketSaga(engine, Venue(accept=venue_accepts))
     await warm(saga, booking)
     payment = await booking.paid(PRICE, "trips")
 
     sent = await statements.during(saga.on_payment_completed(uuid.uuid4(), payment, None))
 
-    assert len(sent) == 2, sent  # the claim, the settlement with its events
-
-
-async def test_the_saga_compensates_in_one_transaction(
-    booking: Booking, engine: AsyncEngine, statements: Statements
-) -> None:
-    saga = TicketSaga(engine, Venue(accept=False))
-    await warm(saga, booking)
-    payment = await booking.paid(PRICE, "trips")
-
-    sent = await statements.during(saga.on_payment_completed(uuid.uuid4(), payment, None))
-
-    # the claim; then BEGIN, the event marked, reservation, wallet and seat locked, the
-    # saga closed, the payment undone, the refund recorded, its events, COMMIT
-    assert len(sent) == 11, sent
-    assert (sent.count("BEGIN;"), sent.count("COMMIT;")) == (1, 1)
+    assert len(sent) == statements_sent, sent
+    assert (sent.count("BEGIN;"), sent.count("COMMIT;")) == (transactions, transactions)

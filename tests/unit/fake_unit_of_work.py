@@ -12,14 +12,15 @@ import copy
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID, uuid4
 
 from services.booking.domain.events import DomainEvent
 from services.booking.domain.payment import PayableHold, Payment
-from services.booking.domain.seat_hold import Reservation, SeatTaken
+from services.booking.domain.seat_hold import HoldPolicy, Reservation, SeatTaken
 from services.booking.domain.ticket_saga import LockedPayment
+from services.booking.service_layer.reservations import hold_seat
 
 
 @dataclass
@@ -191,3 +192,17 @@ class FakeSagaLog(Repository):
             return False
         tables.sagas[payment_id] = status
         return True
+
+
+NOW = datetime(2027, 1, 1, 10, tzinfo=UTC)
+PRICE = 10_000
+
+
+async def one_seat_held(balance: int = PRICE) -> tuple[Database, Reservation]:
+    """A schedule of one seat at PRICE, held at NOW by "ann", whose wallet holds `balance`."""
+    db = Database()
+    schedule = db.add_schedule(seats=1, price=PRICE)
+    db.tables.wallets["ann"] = balance
+    async with db.unit_of_work() as uow:
+        held = await hold_seat(uow, HoldPolicy(300, 4), "ann", schedule, 1, NOW)
+    return db, held

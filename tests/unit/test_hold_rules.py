@@ -1,6 +1,6 @@
 """Seat holds through the service layer, on an in-memory unit of work: limits and expiry."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from uuid import uuid4
 
 import pytest
@@ -13,11 +13,10 @@ from services.booking.domain.errors import (
 )
 from services.booking.domain.seat_hold import HoldPolicy
 from services.booking.service_layer.reservations import cancel_reservation, hold_seat
-from tests.unit.fake_unit_of_work import Database
+from tests.unit.fake_unit_of_work import NOW, Database
 
 pytestmark = pytest.mark.unit
 
-NOW = datetime(2027, 1, 1, 10, tzinfo=UTC)
 POLICY = HoldPolicy(ttl_seconds=300, max_holds=2)
 
 

@@ -1,6 +1,6 @@
 """Paying for a hold through the service layer, on an in-memory unit of work."""
 
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from uuid import uuid4
 
 import pytest
@@ -14,28 +14,14 @@ from services.booking.domain.errors import (
     ReservationNotHeld,
 )
 from services.booking.domain.events import PaymentCompleted, QueueTokenExpired
-from services.booking.domain.seat_hold import HoldPolicy
 from services.booking.service_layer.payments import pay
-from services.booking.service_layer.reservations import cancel_reservation, hold_seat
-from tests.unit.fake_unit_of_work import Database
+from services.booking.service_layer.reservations import cancel_reservation
+from tests.unit.fake_unit_of_work import NOW, PRICE, one_seat_held
 
 pytestmark = pytest.mark.unit
 
-NOW = datetime(2027, 1, 1, 10, tzinfo=UTC)
-PRICE = 10_000
-
-
-async def held_seat(balance: int = PRICE):
-    db = Database()
-    schedule = db.add_schedule(seats=1, price=PRICE)
-    db.tables.wallets["ann"] = balance
-    async with db.unit_of_work() as uow:
-        held = await hold_seat(uow, HoldPolicy(300, 4), "ann", schedule, 1, NOW)
-    return db, held
-
-
 async def test_a_payment_spends_the_points_sells_the_seat_and_announces_both_events() -> None:
-    db, held = await held_seat(balance=PRICE + 1)
+    db, held = await one_seat_held(balance=PRICE + 1)
 
     async with db.unit_of_work() as uow:
         payment = await pay(uow, "ann", held.id, "tok", NOW, token_concert=None)
@@ -49,7 +35,7 @@ async def test_a_payment_spends_the_points_sells_the_seat_and_announces_both_eve
 
 
 async def test_without_a_queue_token_only_the_payment_is_announced() -> None:
-    db, held = await held_seat()
+    db, held = await one_seat_held()
 
     async with db.unit_of_work() as uow:
         await pay(uow, "ann", held.id, None, NOW)
@@ -64,7 +50,7 @@ async def test_without_a_queue_token_only_the_payment_is_announced() -> None:
 async def test_a_refused_payment_changes_nothing_and_announces_nothing(
     balance: int, paid_at: datetime, refusal: type[Exception]
 ) -> None:
-    db, held = await held_seat(balance)
+    db, held = await one_seat_held(balance)
 
     with pytest.raises(refusal):
         async with db.unit_of_work() as uow:
@@ -76,7 +62,7 @@ async def test_a_refused_payment_changes_nothing_and_announces_nothing(
 
 
 async def test_a_hold_is_paid_once_only_by_its_owner_only_while_held() -> None:
-    db, held = await held_seat(balance=3 * PRICE)
+    db, held = await one_seat_held(balance=3 * PRICE)
     with pytest.raises(NotFound):
         async with db.unit_of_work() as uow:
             await pay(uow, "bob", held.id, None, NOW)
@@ -86,7 +72,7 @@ async def test_a_hold_is_paid_once_only_by_its_owner_only_while_held() -> None:
         async with db.unit_of_work() as uow:
             await pay(uow, "ann", held.id, None, NOW)
 
-    db, held = await held_seat()
+    db, held = await one_seat_held()
     async with db.unit_of_work() as uow:
         await cancel_reservation(uow, "ann", held.id, NOW)
     with pytest.raises(ReservationNotHeld):
@@ -95,7 +81,7 @@ async def test_a_hold_is_paid_once_only_by_its_owner_only_while_held() -> None:
 
 
 async def test_a_queue_token_pays_only_for_its_own_concert() -> None:
-    db, held = await held_seat()
+    db, held = await one_seat_held()
     concert = db.tables.concert_of_schedule[held.schedule_id]
 
     with pytest.raises(QueueTokenInvalid):
@@ -106,7 +92,7 @@ async def test_a_queue_token_pays_only_for_its_own_concert() -> None:
 
 
 async def test_a_seat_lost_between_the_lock_and_the_write_fails_as_expired() -> None:
-    db, held = await held_seat()
+    db, held = await one_seat_held()
     db.tables.seats[(held.schedule_id, 1)].reservation_id = uuid4()  # another hold took it
 
     with pytest.raises(ReservationExpired):

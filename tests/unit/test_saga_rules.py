@@ -1,7 +1,6 @@
 """The ticket saga's decisions, and its compensation on an in-memory unit of work."""
 
 from dataclasses import replace
-from datetime import UTC, datetime
 from uuid import uuid4
 
 import pytest
@@ -14,26 +13,18 @@ from services.booking.domain.events import (
     PaymentRefunded,
     TicketConfirmed,
 )
-from services.booking.domain.seat_hold import HoldPolicy
 from services.booking.domain.wallet import BALANCE_LIMIT
 from services.booking.service_layer.payments import pay
-from services.booking.service_layer.reservations import hold_seat
 from services.booking.service_layer.saga import PaymentUnknown, compensate
-from tests.unit.fake_unit_of_work import Database
+from tests.unit.fake_unit_of_work import NOW, PRICE, Database, one_seat_held
 
 pytestmark = pytest.mark.unit
 
-NOW = datetime(2027, 1, 1, 10, tzinfo=UTC)
-PRICE = 10_000
 REFUSED = ticket_saga.venue_rejected(409, "SEAT_CONFLICT", 1)
 
 
 async def paid() -> tuple[Database, PaymentCompleted]:
-    db = Database()
-    schedule = db.add_schedule(seats=1, price=PRICE)
-    db.tables.wallets["ann"] = PRICE
-    async with db.unit_of_work() as uow:
-        held = await hold_seat(uow, HoldPolicy(300, 4), "ann", schedule, 1, NOW)
+    db, held = await one_seat_held()
     async with db.unit_of_work() as uow:
         await pay(uow, "ann", held.id, None, NOW)
     (completed,) = db.tables.outbox
