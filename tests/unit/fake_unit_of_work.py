@@ -20,6 +20,7 @@ from services.booking.domain.events import DomainEvent
 from services.booking.domain.payment import PayableHold, Payment
 from services.booking.domain.seat_hold import HoldPolicy, Reservation, SeatTaken
 from services.booking.domain.ticket_saga import LockedPayment
+from services.booking.domain.waiting_room import Room
 from services.booking.service_layer.reservations import hold_seat
 
 
@@ -42,6 +43,9 @@ class Tables:
     sagas: dict[UUID, str] = field(default_factory=dict)
     processed: set[tuple[str, UUID]] = field(default_factory=set)
     outbox: list[DomainEvent] = field(default_factory=list)
+    concerts: set[UUID] = field(default_factory=set)
+    rooms: dict[UUID, Room] = field(default_factory=dict)
+    room_changes: list[tuple[UUID, str, dict[str, Any]]] = field(default_factory=list)
 
 
 class Database:
@@ -73,6 +77,8 @@ class FakeUnitOfWork:
         self.wallets = FakeWallets(tables, db)
         self.refunds = FakeRefunds(tables, db)
         self.sagas = FakeSagaLog(tables, db)
+        self.catalogue = FakeCatalogue(tables, db)
+        self.rooms = FakeRooms(tables, db)
 
     def collect(self, events: Iterable[DomainEvent]) -> None:
         self.events.extend(events)
@@ -192,6 +198,31 @@ class FakeSagaLog(Repository):
             return False
         tables.sagas[payment_id] = status
         return True
+
+
+class FakeCatalogue(Repository):
+    async def add_concert(self, concert_id: UUID, title: str, venue: str,
+                          schedules: list[dict[str, Any]]) -> None:
+        self.statement().concerts.add(concert_id)
+
+    async def concert_exists(self, concert_id: UUID) -> bool:
+        return concert_id in self.statement().concerts
+
+
+class FakeRooms(Repository):
+    async def record_change(self, concert_id: UUID, changed_by: str, changes: dict[str, Any]) -> int:
+        tables = self.statement()
+        tables.room_changes.append((concert_id, changed_by, changes))
+        return len(tables.room_changes)
+
+    async def add_room(self, room: Room) -> None:
+        self.statement().rooms.setdefault(room.concert_id, room)
+
+    async def room(self, concert_id: UUID, *, for_update: bool = False) -> Room | None:
+        return self.statement().rooms.get(concert_id)
+
+    async def store_policy(self, room: Room) -> None:
+        self.statement().rooms[room.concert_id] = room
 
 
 NOW = datetime(2027, 1, 1, 10, tzinfo=UTC)

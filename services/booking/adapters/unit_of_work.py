@@ -14,10 +14,12 @@ import asyncpg
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.booking.adapters import outbox
+from services.booking.adapters.catalogue import PostgresCatalogue
 from services.booking.adapters.database import driver_connection
 from services.booking.adapters.payments import PostgresPayments
 from services.booking.adapters.refunds import PostgresRefunds
 from services.booking.adapters.reservations import PostgresReservations
+from services.booking.adapters.room_rows import PostgresRooms
 from services.booking.adapters.sagas import PostgresSagaLog
 from services.booking.adapters.wallets import PostgresWallets
 from services.booking.domain.events import DomainEvent
@@ -29,15 +31,19 @@ class PostgresUnitOfWork:
 
     __slots__ = (
         "_events",
+        "catalogue",
         "connection",
         "payments",
         "refunds",
         "reservations",
+        "rooms",
         "sagas",
         "trace_id",
         "wallets",
     )
     reservations: PostgresReservations
+    catalogue: PostgresCatalogue
+    rooms: PostgresRooms
     payments: PostgresPayments
     wallets: PostgresWallets
     refunds: PostgresRefunds
@@ -71,6 +77,8 @@ class PostgresUnitOfWork:
 
 _REPOSITORIES: dict[str, Callable[[PostgresUnitOfWork], object]] = {
     "reservations": lambda uow: PostgresReservations(uow.connection),
+    "catalogue": lambda uow: PostgresCatalogue(uow.connection),
+    "rooms": lambda uow: PostgresRooms(uow.connection),
     "payments": lambda uow: PostgresPayments(uow.connection, uow.take_outbox_rows),
     "wallets": lambda uow: PostgresWallets(uow.connection),
     "refunds": lambda uow: PostgresRefunds(uow.connection),

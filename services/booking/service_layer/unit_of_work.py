@@ -1,20 +1,24 @@
 """What a service function may ask of one transaction: its repositories and its events.
 
-Whoever opens the unit of work (an HTTP route, a consumer) owns the transaction: it
-commits when their block ends without an error, with the events collected here written
-to the outbox in the same transaction, and rolls everything back otherwise. PostgreSQL's
+Whoever opens the unit of work owns the transaction: it commits when their block ends
+without an error, with the events collected here written to the outbox in the same
+transaction, and rolls everything back otherwise. A service function of one transaction
+takes the open unit of work from its caller (an HTTP route, a consumer); one that needs
+several, or Redis between them, takes StartUnitOfWork and opens its own. PostgreSQL's
 implementation is services/booking/adapters/unit_of_work.py; tests/unit has one in memory.
 """
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime
-from typing import Protocol
+from typing import Any, Protocol
 from uuid import UUID
 
 from services.booking.domain.events import DomainEvent
 from services.booking.domain.payment import PayableHold, Payment
 from services.booking.domain.seat_hold import Reservation, SeatTaken
 from services.booking.domain.ticket_saga import LockedPayment
+from services.booking.domain.waiting_room import Room
 
 
 class Reservations(Protocol):
@@ -28,6 +32,25 @@ class Reservations(Protocol):
 
     async def release(self, reservation: Reservation, status: str) -> None:
         """Close the reservation with `status` and free its seat if it still holds it."""
+
+
+class Catalogue(Protocol):
+    async def add_concert(self, concert_id: UUID, title: str, venue: str,
+                          schedules: Sequence[dict[str, Any]]) -> None: ...
+
+    async def concert_exists(self, concert_id: UUID) -> bool: ...
+
+
+class Rooms(Protocol):
+    async def record_change(self, concert_id: UUID, changed_by: str, changes: dict[str, Any]) -> int:
+        """Audit one change; its id is the version the change makes."""
+
+    async def add_room(self, room: Room) -> None:
+        """Store a new room; a room already there is kept as it is."""
+
+    async def room(self, concert_id: UUID, *, for_update: bool = False) -> Room | None: ...
+
+    async def store_policy(self, room: Room) -> None: ...
 
 
 class Payments(Protocol):
@@ -71,6 +94,10 @@ class UnitOfWork(Protocol):
     @property
     def reservations(self) -> Reservations: ...
     @property
+    def catalogue(self) -> Catalogue: ...
+    @property
+    def rooms(self) -> Rooms: ...
+    @property
     def payments(self) -> Payments: ...
     @property
     def wallets(self) -> Wallets: ...
@@ -81,3 +108,6 @@ class UnitOfWork(Protocol):
 
     def collect(self, events: Iterable[DomainEvent]) -> None:
         """Events the domain raised, for the outbox at commit."""
+
+
+StartUnitOfWork = Callable[[], AbstractAsyncContextManager[UnitOfWork]]
