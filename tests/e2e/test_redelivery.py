@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import uuid
 
+import asyncpg
 import orjson
 import pytest
 from aiokafka import AIOKafkaProducer
-from sqlalchemy.ext.asyncio import create_async_engine
 
 from services.booking.adapters import outbox
 from services.booking.domain.events import QueueTokenExpired
 from services.common import topics
 from services.common.envelope import Envelope, encode
+from services.common.settings_types import asyncpg_dsn
 from tests.e2e.flows import (
     accepted_by,
     assert_each_sent_once,
@@ -152,12 +153,11 @@ async def test_token_expiry_event_removes_the_token_from_the_waiting_room(stack:
     user = await customer(stack.booking, phone=new_phone())
     token = await stack.booking.active_token(user, await stack.booking.create_concert(seat_count=1))
     # The event a payment commits; here without the API's own removal right after commit.
-    engine = create_async_engine(stack.database_url, pool_size=1, max_overflow=0)
+    connection = await asyncpg.connect(asyncpg_dsn(stack.database_url))
     try:
-        async with engine.begin() as conn:
-            await outbox.add_events(conn, [QueueTokenExpired(token, user, "PAID")], None)
+        await outbox.add_events(connection, [QueueTokenExpired(token, user, "PAID")], None)
     finally:
-        await engine.dispose()
+        await connection.close()
 
     async def refused() -> bool:
         response = await stack.booking.http.get(

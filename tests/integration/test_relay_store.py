@@ -10,8 +10,8 @@ import asyncpg
 import orjson
 import pytest
 
+from services.booking.adapters.outbox import OutboxStore, create_pool
 from tests.relay_support import insert_events, private_database
-from workers.outbox_relay.store import OutboxStore, create_pool
 
 pytestmark = pytest.mark.integration
 

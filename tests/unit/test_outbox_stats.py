@@ -3,7 +3,7 @@ published for as long."""
 
 import pytest
 
-from services.common.outbox_stats import OutboxStats
+from services.booking.adapters.outbox import OutboxStats
 
 pytestmark = pytest.mark.unit
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -12,15 +12,10 @@ from typing import Any
 import asyncpg
 import orjson
 
+from services.booking.adapters import outbox
 from services.common.settings_types import asyncpg_dsn
 from workers.common.command_line import CliError
 from workers.dlq.model import OUTBOX_ID, Parked
-
-DEAD_ROWS = """
-SELECT id, event_id::text, event_type, topic, aggregate_id, last_error, attempts, dead_at,
-       payload::text AS payload
-FROM outbox WHERE dead_at IS NOT NULL ORDER BY id
-"""
 
 LAST_ACTIONS = """
 SELECT DISTINCT ON (message_id) message_id, action, event_id::text
@@ -39,13 +34,6 @@ RECORD = """
 INSERT INTO dlq_audit (message_id, event_id, action, original_topic, replay_count, actor)
 VALUES ($1, $2::uuid, $3, $4, $5, $6)
 """
-
-REQUEUE_ROW = """
-UPDATE outbox SET dead_at = NULL, last_error = NULL, lease_token = NULL, lease_until = NULL
-WHERE id = $1 AND dead_at IS NOT NULL
-"""
-
-DELETE_DEAD_ROW = "DELETE FROM outbox WHERE id = $1 AND dead_at IS NOT NULL"
 
 HISTORY = """
 SELECT action, replay_count, actor, at, original_topic FROM dlq_audit
@@ -80,7 +68,7 @@ class DlqStore:
         self._connection = connection
 
     async def dead_rows(self) -> list[Parked]:
-        records = await self._connection.fetch(DEAD_ROWS)
+        records = await outbox.dead_rows(self._connection)
         return [_parked_row(record) for record in records]
 
     async def last_actions(self, message_ids: list[str]) -> dict[str, tuple[str, str | None]]:
@@ -98,11 +86,11 @@ class DlqStore:
 
     async def requeue_row(self, action: Action) -> bool:
         """Give a dead outbox row back to the relay and audit it, in one transaction."""
-        return await self._change_row(REQUEUE_ROW, action)
+        return await self._change_row(outbox.requeue_dead, action)
 
     async def delete_row(self, action: Action) -> bool:
         """Drop a dead outbox row for good (unblocking its aggregate) and audit it."""
-        return await self._change_row(DELETE_DEAD_ROW, action)
+        return await self._change_row(outbox.delete_dead, action)
 
     async def history(self, message_id: str) -> list[dict[str, Any]]:
         records = await self._connection.fetch(HISTORY, message_id)
@@ -112,17 +100,18 @@ class DlqStore:
             for r in records
         ]
 
-    async def _change_row(self, statement: str, action: Action) -> bool:
+    async def _change_row(
+        self, change: Callable[[asyncpg.Connection, int], Awaitable[bool]], action: Action
+    ) -> bool:
         match = OUTBOX_ID.match(action.message_id)
         assert match is not None
         async with self._connection.transaction():
-            status = await self._connection.execute(statement, int(match["row"]))
-            if status.endswith(" 0"):
+            if not await change(self._connection, int(match["row"])):
                 return False
             await self._connection.execute(RECORD, *_audit_values(action))
             # Wake the relays at commit: a requeued row, or the rows a dead one held
             # back, are publishable now rather than at the next poll.
-            await self._connection.execute("SELECT pg_notify('outbox', '')")
+            await outbox.wake_relays(self._connection)
         return True
 
 

@@ -2,7 +2,7 @@
 
 from prometheus_client import REGISTRY, CollectorRegistry, Counter, Gauge, Histogram
 
-from services.common.outbox_stats import OutboxStats
+from services.booking.adapters.outbox import OutboxStats
 from workers.outbox_relay.broker_offsets import OffsetGauges
 
 LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300)

@@ -12,10 +12,10 @@ from aiokafka.errors import InvalidTopicError, MessageSizeTooLargeError
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.record.default_records import DefaultRecordBatchBuilder
 
+from services.booking.adapters.outbox import OutboxRow
 from services.common.envelope import Envelope, encode_with_data_json
 from services.common.kafka import KafkaSettings, TopicCreationFailed, ensure_topics
 from workers.outbox_relay.health import describe
-from workers.outbox_relay.store import OutboxRow
 
 Message = tuple[bytes, bytes, list[tuple[str, bytes]]]  # value, key, headers
 Sent = tuple[list[OutboxRow], "asyncio.Future[object]"]  # a record batch's rows, its ack

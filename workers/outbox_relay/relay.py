@@ -9,11 +9,11 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 
+from services.booking.adapters.outbox import OutboxStore
 from workers.outbox_relay.config import Settings
 from workers.outbox_relay.health import Health
 from workers.outbox_relay.metrics import RelayMetrics
 from workers.outbox_relay.publisher import Outcome, Publisher
-from workers.outbox_relay.store import OutboxStore
 from workers.outbox_relay.wakeup import DATABASE_ERRORS, Wakeup
 
 log = logging.getLogger("workers.outbox_relay")

@@ -25,25 +25,10 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from services.booking.adapters import outbox
 from services.common.settings import InvalidSettings, load_settings
 from services.common.settings_types import DatabaseSettings, asyncpg_dsn
 from workers.common.command_line import CliError, parse_duration
-
-COUNT = """
-SELECT topic, count(*) AS rows FROM outbox
-WHERE published_at >= clock_timestamp() - make_interval(secs => $1) AND dead_at IS NULL
-  AND (cardinality($2::text[]) = 0 OR topic = ANY($2::text[]))
-GROUP BY topic ORDER BY topic
-"""
-# Unpublished rows are what the relays claim; the NOTIFY wakes them at commit.
-REQUEUE = """
-WITH requeued AS (
-    UPDATE outbox SET published_at = NULL, lease_token = NULL, lease_until = NULL
-    WHERE published_at >= clock_timestamp() - make_interval(secs => $1) AND dead_at IS NULL
-      AND (cardinality($2::text[]) = 0 OR topic = ANY($2::text[]))
-    RETURNING topic)
-SELECT topic, count(*) AS rows FROM requeued GROUP BY topic ORDER BY topic
-"""
 
 
 async def republish(
@@ -53,12 +38,12 @@ async def republish(
     connection = await asyncpg.connect(asyncpg_dsn(database_url), timeout=10)
     try:
         async with connection.transaction():
-            records = await connection.fetch(COUNT if dry_run else REQUEUE, since_seconds, list(topics))
+            counts = await outbox.requeue_published(connection, since_seconds, topics, dry_run=dry_run)
             if not dry_run:
-                await connection.execute("SELECT pg_notify('outbox', '')")
+                await outbox.wake_relays(connection)
     finally:
         await connection.close()
-    return {record["topic"]: record["rows"] for record in records}
+    return counts
 
 
 app = typer.Typer(add_completion=False)

@@ -12,6 +12,7 @@ import asyncpg
 from aiokafka import AIOKafkaProducer
 from prometheus_client import CollectorRegistry
 
+from services.booking.adapters.outbox import OutboxStore, create_pool
 from services.common.broker_offsets import BrokerOffsets, consumer_groups
 from services.common.kafka import IdempotenceRefused, ensure_topics, start_producer, system_topics
 from services.common.logging import READY
@@ -22,7 +23,6 @@ from workers.outbox_relay.health import Health
 from workers.outbox_relay.metrics import RelayMetrics
 from workers.outbox_relay.publisher import Publisher
 from workers.outbox_relay.relay import Relay
-from workers.outbox_relay.store import OutboxStore, create_pool
 from workers.outbox_relay.wakeup import OutboxListener, Wakeup
 
 log = logging.getLogger("workers.outbox_relay")

@@ -9,17 +9,14 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-INSERT_CONCERT = text("INSERT INTO concerts (id, title, venue) VALUES (:id, :title, :venue)")
-INSERT_SCHEDULE = text("""
-INSERT INTO schedules (id, concert_id, starts_at, seat_count, price)
-VALUES (:id, :concert_id, :starts_at, :seat_count, :price)
-""")
-INSERT_SEATS = text("""
-INSERT INTO seats (schedule_id, seat_no) SELECT :schedule_id, generate_series(1, :seat_count)
-""")
+INSERT_CONCERT = "INSERT INTO concerts (id, title, venue) VALUES ($1, $2, $3)"
+INSERT_SCHEDULE = """
+INSERT INTO schedules (id, concert_id, starts_at, seat_count, price) VALUES ($1, $2, $3, $4, $5)
+"""
+INSERT_SEATS = "INSERT INTO seats (schedule_id, seat_no) SELECT $1, generate_series(1, $2)"
 
 SELECT_CONCERTS = text("SELECT id, title, venue FROM concerts ORDER BY created_at, id")
-CONCERT_EXISTS = text("SELECT 1 FROM concerts WHERE id = :id")
+CONCERT_EXISTS = "SELECT 1 FROM concerts WHERE id = $1"
 
 # A hold past its expiry counts as AVAILABLE before the sweeper gets to it.
 SELECT_SCHEDULES = text("""
@@ -41,16 +38,25 @@ SELECT s.seat_no, sc.price,
 """
 
 
-async def add_concert(
-    conn: AsyncConnection, concert_id: UUID, title: str, venue: str,
-    schedules: Sequence[dict[str, Any]],
-) -> None:
-    await conn.execute(INSERT_CONCERT, {"id": concert_id, "title": title, "venue": venue})
-    for schedule in schedules:
-        await conn.execute(INSERT_SCHEDULE, {**schedule, "concert_id": concert_id})
-        await conn.execute(
-            INSERT_SEATS, {"schedule_id": schedule["id"], "seat_count": schedule["seat_count"]}
-        )
+class PostgresCatalogue:
+    """Concerts written inside a unit of work's transaction."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def add_concert(self, concert_id: UUID, title: str, venue: str,
+                          schedules: Sequence[dict[str, Any]]) -> None:
+        await self._conn.execute(INSERT_CONCERT, concert_id, title, venue)
+        for schedule in schedules:
+            await self._conn.execute(
+                INSERT_SCHEDULE, schedule["id"], concert_id, schedule["starts_at"],
+                schedule["seat_count"], schedule["price"])
+            await self._conn.execute(INSERT_SEATS, schedule["id"], schedule["seat_count"])
+
+    async def concert_exists(self, concert_id: UUID) -> bool:
+        return await self._conn.fetchval(CONCERT_EXISTS, concert_id) is not None
 
 
 async def concerts(conn: AsyncConnection) -> list[dict[str, Any]]:
@@ -59,7 +65,7 @@ async def concerts(conn: AsyncConnection) -> list[dict[str, Any]]:
 
 
 async def concert_exists(conn: AsyncConnection, concert_id: UUID) -> bool:
-    return (await conn.execute(CONCERT_EXISTS, {"id": concert_id})).first() is not None
+    return (await conn.exec_driver_sql(CONCERT_EXISTS, (concert_id,))).first() is not None
 
 
 async def schedules_of(

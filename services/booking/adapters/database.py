@@ -1,11 +1,10 @@
-"""The PostgreSQL engine of the booking API, and transactions driven by asyncpg directly."""
+"""The PostgreSQL engine of the booking API, and its connections as asyncpg itself."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any, TypeAlias
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
 from services.booking.adapters.metrics import waiting_for_connection
@@ -49,11 +48,6 @@ def create_engine(settings: StoreSettings) -> AsyncEngine:
     )
 
 
-# Statements shared by the API's hot paths (asyncpg) and the workers (SQLAlchemy) are
-# written once, with $n parameters, which both run as they are.
-Executor: TypeAlias = asyncpg.Connection | AsyncConnection
-
-
 @asynccontextmanager
 async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
     """A pooled connection as asyncpg itself, outside any transaction (autocommit).
@@ -76,27 +70,3 @@ async def driver_connection(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connec
             if driver.is_closed() or isinstance(error, asyncpg.InternalClientError):
                 await conn.invalidate()
             raise
-
-
-@asynccontextmanager
-async def driver_transaction(engine: AsyncEngine) -> AsyncIterator[asyncpg.Connection]:
-    """As driver_connection, inside one transaction: committed on exit, rolled back on error."""
-    async with driver_connection(engine) as connection, connection.transaction():
-        yield connection
-
-
-async def fetchrow(conn: Executor, sql: str, *args: Any) -> dict[str, Any] | None:
-    """The first row of `sql` ($n parameters) on either driver, as a dict."""
-    if isinstance(conn, AsyncConnection):
-        row = (await conn.exec_driver_sql(sql, args)).first()
-        return None if row is None else dict(row._mapping)
-    found = await conn.fetchrow(sql, *args)
-    return None if found is None else dict(found)
-
-
-async def execute(conn: Executor, sql: str, *args: Any) -> None:
-    """Run `sql` ($n parameters) on either driver."""
-    if isinstance(conn, AsyncConnection):
-        await conn.exec_driver_sql(sql, args)
-    else:
-        await conn.execute(sql, *args)

@@ -1,6 +1,6 @@
 """Stored responses of idempotent requests, keyed by user, route and key.
 
-On the payment path, so on asyncpg directly (database.driver_transaction); the purge runs
+On the payment path, so on asyncpg directly, in the request's unit of work; the purge runs
 in the queue worker through SQLAlchemy.
 """
 

@@ -13,6 +13,8 @@ from sqlalchemy import String, column, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import TextClause
 
+from services.booking.adapters import outbox
+
 SOLD_SEAT_BACKED = text("""
 SELECT s.schedule_id || '/' || s.seat_no AS id,
        concat_ws(' and ', CASE WHEN p.id IS NULL THEN 'no PAID payment' END,
@@ -68,23 +70,7 @@ SELECT coalesce(w.user_id, h.user_id) AS id,
  WHERE coalesce(w.balance, 0) <> coalesce(h.total, 0)
 """)
 
-# The partial index outbox_unpublished_by_aggregate holds exactly the rows looked at.
-# Younger rows are the relay's normal work in progress, not a violation.
-PAYMENT_EVENTS_PUBLISHED = text("""
-SELECT o.aggregate_id AS id,
-       o.event_type || ' (outbox ' || o.id || ') '
-       || CASE WHEN o.dead_at IS NOT NULL THEN 'dead: ' || coalesce(o.last_error, 'unpublishable')
-               ELSE 'unpublished after ' || o.attempts || ' attempt(s) since '
-                    || date_trunc('second', o.occurred_at) END
-       AS detail
-  FROM outbox o
-  JOIN payments p ON p.id = CAST(o.aggregate_id AS uuid)
-  JOIN reservations r ON r.id = p.reservation_id
- WHERE o.published_at IS NULL AND o.aggregate_type = 'payment'
-   AND o.occurred_at < now() - make_interval(secs => :grace_seconds)
-   AND (CAST(:schedule_id AS uuid) IS NULL OR r.schedule_id = :schedule_id)
-   AND (CAST(:user_id AS text) IS NULL OR p.user_id = :user_id)
-""")
+PAYMENT_EVENTS_PUBLISHED = text(outbox.PAYMENT_EVENTS_UNPUBLISHED)
 
 REFUNDED_PAYMENT_RELEASED = text("""
 SELECT CAST(p.id AS text) AS id,

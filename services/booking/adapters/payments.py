@@ -1,8 +1,7 @@
-"""Payments and tickets in PostgreSQL: paying runs on asyncpg directly (a hot path,
-database.driver_transaction); reading payments and tickets goes through SQLAlchemy."""
+"""Payments and tickets in PostgreSQL: paying runs in a unit of work on asyncpg directly
+(a hot path); reading payments and tickets goes through SQLAlchemy."""
 
-import json
-from dataclasses import dataclass
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 from uuid import UUID
@@ -11,7 +10,8 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.booking.adapters.outbox import insert_events_from
+from services.booking.adapters.outbox import insert_events_from, rows_parameter
+from services.booking.domain.payment import PayableHold, Payment
 from services.booking.domain.seat_hold import Reservation
 
 # The reservation row, then its owner's wallet row, locked in that order by one
@@ -68,38 +68,33 @@ SELECT id, payment_id, schedule_id, seat_no, status FROM tickets
 """)
 
 
-@dataclass(frozen=True)
-class PayableHold:
-    """A locked reservation, its owner's balance and the concert it is for."""
+class PostgresPayments:
+    """Paying inside a unit of work's transaction; the payment's statement also carries
+    the events collected so far (`take_outbox_rows`), so they cost no round trip of their own."""
 
-    reservation: Reservation
-    balance: int
-    concert_id: UUID
+    __slots__ = ("_conn", "_take_outbox_rows")
 
+    def __init__(self, conn: asyncpg.Connection,
+                 take_outbox_rows: Callable[[], list[dict[str, Any]]]) -> None:
+        self._conn = conn
+        self._take_outbox_rows = take_outbox_rows
 
-async def lock_for_payment(
-    conn: asyncpg.Connection, reservation_id: UUID, user_id: str
-) -> PayableHold | None:
-    """Lock the user's reservation, then their wallet."""
-    row = await conn.fetchrow(LOCK_FOR_PAYMENT, reservation_id, user_id)
-    if row is None:
-        return None
-    fields = dict(row)
-    balance, concert_id = int(fields.pop("balance")), fields.pop("concert_id")
-    return PayableHold(Reservation(**fields), balance, concert_id)
+    async def lock_for_payment(self, reservation_id: UUID, user_id: str) -> PayableHold | None:
+        row = await self._conn.fetchrow(LOCK_FOR_PAYMENT, reservation_id, user_id)
+        if row is None:
+            return None
+        fields = dict(row)
+        balance, concert_id = int(fields.pop("balance")), fields.pop("concert_id")
+        return PayableHold(Reservation(**fields), balance, concert_id)
 
-
-async def record_payment(
-    conn: asyncpg.Connection, reservation: Reservation, payment_id: UUID, ticket_id: UUID,
-    queue_token: str | None, now: datetime, balance_after: int, outbox_rows: list[dict[str, Any]],
-) -> bool:
-    """Write the whole payment; False when the hold no longer owns the seat."""
-    sold = await conn.fetchval(
-        RECORD_PAYMENT, payment_id, ticket_id, reservation.id, reservation.user_id,
-        reservation.price, reservation.schedule_id, reservation.seat_no, queue_token, now,
-        balance_after, json.dumps(outbox_rows, default=str),
-    )
-    return bool(sold)
+    async def record(self, payment: Payment, queue_token: str | None, now: datetime) -> bool:
+        reservation = payment.reservation
+        sold = await self._conn.fetchval(
+            RECORD_PAYMENT, payment.id, payment.ticket_id, reservation.id, reservation.user_id,
+            reservation.price, reservation.schedule_id, reservation.seat_no, queue_token, now,
+            payment.balance_after, rows_parameter(self._take_outbox_rows()),
+        )
+        return bool(sold)
 
 
 async def own_payment(conn: AsyncConnection, payment_id: UUID, user_id: str) -> dict[str, Any] | None:

@@ -1,10 +1,9 @@
 """Seat holds in PostgreSQL: the conditional seat update is the guarantee against oversell.
 
-Taking a hold is a hot path and runs on asyncpg directly (database.driver_transaction);
-reading, cancelling and sweeping holds go through SQLAlchemy.
+Taking and cancelling a hold run in a unit of work, on asyncpg directly (taking one is a
+hot path); reading and sweeping holds go through SQLAlchemy.
 """
 
-from dataclasses import dataclass
 from datetime import datetime
 from uuid import UUID
 
@@ -12,7 +11,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.booking.domain.seat_hold import Reservation
+from services.booking.domain.seat_hold import Reservation, SeatTaken
 
 # The user's row lock serialises one user's concurrent holds, so the hold limit
 # cannot be overrun by parallel requests; other users are not slowed down. The count
@@ -49,16 +48,16 @@ SELECT_OWN = text("""
 SELECT id, user_id, schedule_id, seat_no, price, status, expires_at
   FROM reservations WHERE id = :id AND user_id = :user_id
 """)
-LOCK_OWN = text("""
+LOCK_OWN = """
 SELECT id, user_id, schedule_id, seat_no, price, status, expires_at
-  FROM reservations WHERE id = :id AND user_id = :user_id FOR UPDATE
-""")
-RELEASE = text("""
-WITH cancelled AS (UPDATE reservations SET status = :status WHERE id = :id)
+  FROM reservations WHERE id = $1 AND user_id = $2 FOR UPDATE
+"""
+RELEASE = """
+WITH cancelled AS (UPDATE reservations SET status = $2 WHERE id = $1)
 UPDATE seats SET status = 'AVAILABLE', reservation_id = NULL, held_until = NULL
- WHERE schedule_id = :schedule_id AND seat_no = :seat_no
-   AND reservation_id = :id AND status = 'HELD'
-""")
+ WHERE schedule_id = $3 AND seat_no = $4
+   AND reservation_id = $1 AND status = 'HELD'
+"""
 # Housekeeping only: every reader already treats an expired hold as released.
 SWEEP_EXPIRED = text("""
 WITH expired AS (
@@ -74,40 +73,37 @@ UPDATE seats s SET status = 'AVAILABLE', reservation_id = NULL, held_until = NUL
 """)
 
 
-async def live_holds(conn: asyncpg.Connection, user_id: str, schedule_id: UUID, now: datetime) -> int:
-    """Count the user's live holds on a schedule, holding the user's lock until commit."""
-    await conn.execute(LOCK_USER, user_id)
-    return int(await conn.fetchval(COUNT_LIVE_HOLDS, user_id, schedule_id, now))
+class PostgresReservations:
+    """Holds inside a unit of work's transaction."""
+
+    __slots__ = ("_conn",)
+
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def take_seat(self, planned: Reservation, now: datetime) -> SeatTaken:
+        row = await self._conn.fetchrow(
+            TAKE_SEAT, planned.id, planned.user_id, planned.schedule_id, planned.seat_no,
+            planned.expires_at, now,
+        )
+        return SeatTaken(None if row["price"] is None else int(row["price"]), bool(row["seat_exists"]))
+
+    async def live_holds(self, user_id: str, schedule_id: UUID, now: datetime) -> int:
+        await self._conn.execute(LOCK_USER, user_id)
+        return int(await self._conn.fetchval(COUNT_LIVE_HOLDS, user_id, schedule_id, now))
+
+    async def lock_own(self, reservation_id: UUID, user_id: str) -> Reservation | None:
+        row = await self._conn.fetchrow(LOCK_OWN, reservation_id, user_id)
+        return None if row is None else Reservation(**row)
+
+    async def release(self, reservation: Reservation, status: str) -> None:
+        await self._conn.execute(
+            RELEASE, reservation.id, status, reservation.schedule_id, reservation.seat_no)
 
 
-@dataclass(frozen=True)
-class SeatTaken:
-    price: int | None  # None when the seat was not free (or does not exist)
-    seat_exists: bool
-
-
-async def take_seat(conn: asyncpg.Connection, reservation: Reservation, now: datetime) -> SeatTaken:
-    """Hold the seat for `reservation` if it is free."""
-    row = await conn.fetchrow(
-        TAKE_SEAT, reservation.id, reservation.user_id, reservation.schedule_id,
-        reservation.seat_no, reservation.expires_at, now,
-    )
-    return SeatTaken(None if row["price"] is None else int(row["price"]), bool(row["seat_exists"]))
-
-
-async def own(
-    conn: AsyncConnection, reservation_id: UUID, user_id: str, *, lock: bool = False
-) -> Reservation | None:
-    query = LOCK_OWN if lock else SELECT_OWN
-    row = (await conn.execute(query, {"id": reservation_id, "user_id": user_id})).first()
+async def own(conn: AsyncConnection, reservation_id: UUID, user_id: str) -> Reservation | None:
+    row = (await conn.execute(SELECT_OWN, {"id": reservation_id, "user_id": user_id})).first()
     return None if row is None else Reservation(**row._mapping)
-
-
-async def release(conn: AsyncConnection, reservation: Reservation, status: str) -> None:
-    await conn.execute(RELEASE, {
-        "id": reservation.id, "status": status,
-        "schedule_id": reservation.schedule_id, "seat_no": reservation.seat_no,
-    })
 
 
 async def sweep_expired(conn: AsyncConnection, now: datetime, limit: int = 1000) -> int:

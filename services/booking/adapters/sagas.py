@@ -1,6 +1,5 @@
 """Ticket saga state, processed-event tracking and the venue's view of a ticket in PostgreSQL."""
 
-import json
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -10,12 +9,12 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.booking.adapters.outbox import insert_events_from
+from services.booking.adapters.outbox import insert_events_from, rows_parameter
 
-MARK_PROCESSED = text("""
-INSERT INTO processed_events (consumer, event_id) VALUES (:consumer, :event_id)
+MARK_PROCESSED = """
+INSERT INTO processed_events (consumer, event_id) VALUES ($1, $2)
 ON CONFLICT DO NOTHING RETURNING 1
-""")
+"""
 # The saga's first step for PaymentCompleted events, one statement (its own transaction)
 # for all the events handled at once: skip an event already processed; read what the
 # venue needs; open the saga or count another pass. A saga that is no longer REGISTERING
@@ -92,12 +91,12 @@ SELECT i.payment_id IN (SELECT payment_id FROM finished) AS done FROM input i OR
 # The compensation path (rare) closes the saga inside its refund transaction. Locks the
 # saga row first: a twin delivery finishing at the same time waits here and then finds
 # the saga closed.
-FINISH = text("""
-UPDATE ticket_sagas SET status = :status, reason = :reason, venue_attempts = :attempts,
-       updated_at = :now, finished_at = :now
- WHERE payment_id = :payment_id AND status = 'REGISTERING'
+FINISH = """
+UPDATE ticket_sagas SET status = $2, reason = $3, venue_attempts = $4,
+       updated_at = $5, finished_at = $5
+ WHERE payment_id = $1 AND status = 'REGISTERING'
 RETURNING 1
-""")
+"""
 LIST = text("""
 SELECT s.payment_id, s.ticket_id, s.status, s.passes, s.venue_attempts, s.reason, s.started_at,
        s.updated_at, s.finished_at, t.status AS ticket_status, p.status AS payment_status
@@ -167,27 +166,25 @@ async def settle_confirmed_many(conn: asyncpg.Connection, consumer: str,
     rows = await conn.fetch(
         SETTLE_CONFIRMED, consumer, [c.event_id for c in confirmations],
         [c.payment_id for c in confirmations], [c.ticket_id for c in confirmations],
-        [c.attempts for c in confirmations], now, json.dumps(outbox_rows, default=str),
+        [c.attempts for c in confirmations], now, rows_parameter(outbox_rows),
     )
     return [bool(row["done"]) for row in rows]
 
 
-async def mark_processed(conn: AsyncConnection, consumer: str, event_id: UUID) -> bool:
-    """Record the event as handled; False when it already was (a twin got there first)."""
-    params = {"consumer": consumer, "event_id": event_id}
-    return (await conn.execute(MARK_PROCESSED, params)).first() is not None
+class PostgresSagaLog:
+    """The compensation's saga bookkeeping inside a unit of work's transaction."""
 
+    __slots__ = ("_conn",)
 
-async def finish(
-    conn: AsyncConnection, payment_id: UUID, status: str, reason: str | None, attempts: int,
-    now: datetime,
-) -> bool:
-    """Close the saga; False when it was already closed."""
-    row = (await conn.execute(FINISH, {
-        "payment_id": payment_id, "status": status, "reason": reason, "attempts": attempts,
-        "now": now,
-    })).first()
-    return row is not None
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def mark_processed(self, consumer: str, event_id: UUID) -> bool:
+        return await self._conn.fetchval(MARK_PROCESSED, consumer, event_id) is not None
+
+    async def finish(self, payment_id: UUID, status: str, reason: str | None, attempts: int,
+                     now: datetime) -> bool:
+        return await self._conn.fetchval(FINISH, payment_id, status, reason, attempts, now) is not None
 
 
 async def list_sagas(

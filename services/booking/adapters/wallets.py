@@ -1,17 +1,16 @@
 """Wallet balances and their history rows in PostgreSQL.
 
-Locking and moving a balance serve the API's charge (asyncpg) and the saga's refund
-(SQLAlchemy): one statement each, with $n parameters, run by either (database.Executor).
+Locking and moving a balance (the API's charge, the saga's refund) run in a unit of work
+on asyncpg; reading the balance and its history goes through SQLAlchemy.
 """
 
 from datetime import datetime
 from typing import Any
 from uuid import UUID
 
+import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
-
-from services.booking.adapters.database import Executor, execute, fetchrow
 
 SELECT_BALANCE = text("SELECT balance FROM wallets WHERE user_id = :user_id")
 LOCK_BALANCE = "SELECT balance FROM wallets WHERE user_id = $1 FOR UPDATE"
@@ -34,17 +33,21 @@ async def balance(conn: AsyncConnection, user_id: str) -> int:
     return 0 if row is None else int(row.balance)
 
 
-async def lock_balance(conn: Executor, user_id: str) -> int:
-    """Lock the wallet row until commit; callers lock their reservation first."""
-    row = await fetchrow(conn, LOCK_BALANCE, user_id)
-    return 0 if row is None else int(row["balance"])
+class PostgresWallets:
+    """Balances inside a unit of work's transaction."""
 
+    __slots__ = ("_conn",)
 
-async def record_movement(
-    conn: Executor, user_id: str, kind: str, amount: int, balance_after: int,
-    now: datetime, payment_id: UUID | None = None,
-) -> None:
-    await execute(conn, WRITE_MOVEMENT, user_id, kind, amount, balance_after, payment_id, now)
+    def __init__(self, conn: asyncpg.Connection) -> None:
+        self._conn = conn
+
+    async def lock_balance(self, user_id: str) -> int:
+        balance = await self._conn.fetchval(LOCK_BALANCE, user_id)
+        return 0 if balance is None else int(balance)
+
+    async def record_movement(self, user_id: str, kind: str, amount: int, balance_after: int,
+                              now: datetime, payment_id: UUID | None = None) -> None:
+        await self._conn.execute(WRITE_MOVEMENT, user_id, kind, amount, balance_after, payment_id, now)
 
 
 async def history(

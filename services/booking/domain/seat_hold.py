@@ -1,6 +1,6 @@
 """Seat holds: how long they last, how many a user may keep, what state they are in."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Literal
 from uuid import UUID
@@ -8,8 +8,10 @@ from uuid import UUID
 from services.booking.domain.errors import (
     AlreadyPaid,
     HoldLimitReached,
+    NotFound,
     ReservationExpired,
     ReservationNotHeld,
+    SeatUnavailable,
 )
 
 ReservationStatus = Literal["HELD", "PAID", "EXPIRED", "CANCELLED"]
@@ -32,13 +34,39 @@ class Reservation:
         return self.status
 
 
-def hold_expiry(now: datetime, ttl_seconds: int) -> datetime:
-    return now + timedelta(seconds=ttl_seconds)
+@dataclass(frozen=True)
+class SeatTaken:
+    """What asking for a seat found: its price when this hold took it."""
+
+    price: int | None  # None when the seat was not free (or does not exist)
+    seat_exists: bool
 
 
-def check_hold_limit(live_holds: int, max_holds: int) -> None:
-    if live_holds >= max_holds:
-        raise HoldLimitReached(f"at most {max_holds} live holds per schedule")
+@dataclass(frozen=True)
+class HoldPolicy:
+    """How long a hold lasts and how many live holds a user may keep on one schedule."""
+
+    ttl_seconds: int
+    max_holds: int
+
+    def plan(self, reservation_id: UUID, user_id: str, schedule_id: UUID, seat_no: int,
+             now: datetime) -> Reservation:
+        """The hold to take, priced once the seat is ours."""
+        return Reservation(reservation_id, user_id, schedule_id, seat_no, 0, "HELD",
+                           now + timedelta(seconds=self.ttl_seconds))
+
+    def taken(self, planned: Reservation, seat: SeatTaken) -> Reservation:
+        """The hold at the seat's price, if it took the seat."""
+        if seat.price is None:
+            if not seat.seat_exists:
+                raise NotFound(f"no seat {planned.seat_no} in schedule {planned.schedule_id}")
+            raise SeatUnavailable(f"seat {planned.seat_no} is not available")
+        return replace(planned, price=seat.price)
+
+    def check_limit(self, live_holds: int) -> None:
+        """Refuse a hold that makes more than `max_holds` (`live_holds` counts it)."""
+        if live_holds > self.max_holds:
+            raise HoldLimitReached(f"at most {self.max_holds} live holds per schedule")
 
 
 def check_payable(reservation: Reservation, now: datetime) -> None:

@@ -13,6 +13,7 @@ from services.booking.domain.events import (
     Template,
     TicketConfirmed,
 )
+from services.booking.domain.wallet import balance_after_refund
 
 # Fixed namespace: the same payment and template always name the same notification.
 NOTIFICATION_NAMESPACE = UUID("6f1d3c2e-4b7a-4f0e-9a55-0c2b8d9e7f10")
@@ -38,6 +39,39 @@ class Refused:
 
 
 VenueVerdict = Registered | Refused
+
+
+def venue_unavailable(cause: object, attempts: int) -> Refused:
+    """No answer in time, or an open breaker that stayed open: the payment is undone."""
+    return Refused(f"venue unavailable: {cause}", attempts)
+
+
+def venue_rejected(status: int, code: str | None, attempts: int) -> Refused:
+    """A definite no from the venue: retrying cannot help, so the payment is undone."""
+    detail = f" {code}" if code else ""
+    return Refused(f"venue rejected the ticket: HTTP {status}{detail}", attempts)
+
+
+@dataclass(frozen=True)
+class LockedPayment:
+    """The reservation behind a payment to undo, locked: its owner and seat."""
+
+    user_id: str
+    schedule_id: UUID
+    seat_no: int
+
+
+@dataclass(frozen=True)
+class Refund:
+    """Undoing a payment: the wallet's balance after it and the events it raises."""
+
+    balance_after: int
+    events: tuple[PaymentRefunded, NotificationRequested]
+
+
+def refund(payment: PaymentCompleted, refused: Refused, balance: int, amount: int) -> Refund:
+    """Give `amount` back to a wallet holding `balance` (never above its limit)."""
+    return Refund(balance_after_refund(balance, amount), refund_events(payment, refused.reason))
 
 
 def registration_id(ticket_id: UUID) -> str:

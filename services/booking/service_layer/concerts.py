@@ -8,27 +8,28 @@ from uuid import UUID, uuid4
 
 import asyncpg
 from redis.exceptions import RedisError
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.booking.adapters import catalogue
 from services.booking.adapters.waiting_room import WaitingRooms
 from services.booking.domain.errors import NotFound
 from services.booking.domain.waiting_room import RoomPolicy
+from services.booking.service_layer.unit_of_work import StartUnitOfWork
 from services.booking.service_layer.waiting_rooms import open_room
 
 log = logging.getLogger(__name__)
 
 
 async def create_concert(
-    engine: AsyncEngine, rooms: WaitingRooms, title: str, venue: str,
+    start: StartUnitOfWork, rooms: WaitingRooms, title: str, venue: str,
     schedules: list[dict[str, Any]], room: RoomPolicy, by: str,
 ) -> dict[str, Any]:
     """The new concert with its schedules and its waiting room's policy."""
     concert_id = uuid4()
     planned = [{**schedule, "id": uuid4()} for schedule in schedules]
-    async with engine.begin() as conn:
-        await catalogue.add_concert(conn, concert_id, title, venue, planned)
-        opened = await open_room(conn, concert_id, room, by)
+    async with start() as uow:
+        await uow.catalogue.add_concert(concert_id, title, venue, planned)
+        opened = await open_room(uow, concert_id, room, by)
     try:
         await rooms.publish(opened)
     except RedisError as error:  # the first token asked for installs it from PostgreSQL

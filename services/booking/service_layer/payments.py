@@ -1,60 +1,36 @@
 """Paying for a held seat: one transaction, or nothing at all."""
 
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
-from uuid import UUID, uuid4
+from uuid import UUID
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.booking.adapters import outbox, payments
-from services.booking.domain.errors import NotFound, QueueTokenInvalid, ReservationExpired
-from services.booking.domain.events import PaymentCompleted, QueueTokenExpired
-from services.booking.domain.seat_hold import Reservation, check_payable
-from services.booking.domain.wallet import balance_after_payment
-
-
-@dataclass(frozen=True)
-class PaymentReceipt:
-    payment_id: UUID
-    ticket_id: UUID
-    reservation: Reservation
+from services.booking.adapters import payments
+from services.booking.domain.errors import NotFound, ReservationExpired
+from services.booking.domain.payment import Payment, take_payment
+from services.booking.service_layer.unit_of_work import UnitOfWork
 
 
 async def pay(
-    conn: asyncpg.Connection, user_id: str, reservation_id: UUID, queue_token: str | None,
-    now: datetime, trace_id: str | None, *, token_concert: UUID | None = None,
-) -> PaymentReceipt:
-    """Take payment for a hold: one statement locks (reservation, then wallet), one writes.
+    uow: UnitOfWork, user_id: str, reservation_id: UUID, queue_token: str | None, now: datetime,
+    *, token_concert: UUID | None = None,
+) -> Payment:
+    """Take payment for a hold: one statement locks (reservation, then wallet), one writes
+    the payment with its events.
 
     `token_concert`: the concert the caller's queue token admits to; a hold for another
     concert is refused (read with the lock, not in a round trip of its own).
     """
-    locked = await payments.lock_for_payment(conn, reservation_id, user_id)
-    if locked is None:
+    hold = await uow.payments.lock_for_payment(reservation_id, user_id)
+    if hold is None:
         raise NotFound(f"no reservation {reservation_id}")
-    if token_concert is not None and locked.concert_id != token_concert:
-        raise QueueTokenInvalid("the queue token was issued for another concert")
-    reservation = locked.reservation
-    check_payable(reservation, now)
-    after = balance_after_payment(locked.balance, reservation.price)
-
-    receipt = PaymentReceipt(payment_id=uuid4(), ticket_id=uuid4(), reservation=reservation)
-    events: list[Any] = [PaymentCompleted(
-        payment_id=receipt.payment_id, reservation_id=reservation.id, ticket_id=receipt.ticket_id,
-        user_id=user_id, schedule_id=reservation.schedule_id, seat_no=reservation.seat_no,
-        amount=reservation.price, queue_token=queue_token,
-    )]
-    if queue_token is not None:
-        events.append(QueueTokenExpired(token=queue_token, user_id=user_id, reason="PAID"))
-    rows = [outbox.outbox_row(event, trace_id) for event in events]
-    if not await payments.record_payment(
-        conn, reservation, receipt.payment_id, receipt.ticket_id, queue_token, now, after, rows
-    ):
+    payment = take_payment(hold, queue_token, now, token_concert)
+    uow.collect(payment.events)
+    if not await uow.payments.record(payment, queue_token, now):
         # The hold ran out and another user took the seat between our check and write.
-        raise ReservationExpired(f"the hold on seat {reservation.seat_no} has expired")
-    return receipt
+        raise ReservationExpired(f"the hold on seat {payment.reservation.seat_no} has expired")
+    return payment
 
 
 async def get_payment(conn: AsyncConnection, user_id: str, payment_id: UUID) -> dict[str, Any]:

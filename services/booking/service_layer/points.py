@@ -6,15 +6,15 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.booking.adapters import wallets
-from services.booking.adapters.database import Executor
 from services.booking.domain.wallet import balance_after_charge
+from services.booking.service_layer.unit_of_work import UnitOfWork
 
 NO_CURSOR = 2**63 - 1
 
 
-async def charge(conn: Executor, user_id: str, amount: int, now: datetime) -> int:
-    after = balance_after_charge(await wallets.lock_balance(conn, user_id), amount)
-    await wallets.record_movement(conn, user_id, "CHARGE", amount, after, now)
+async def charge(uow: UnitOfWork, user_id: str, amount: int, now: datetime) -> int:
+    after = balance_after_charge(await uow.wallets.lock_balance(user_id), amount)
+    await uow.wallets.record_movement(user_id, "CHARGE", amount, after, now)
     return after
 
 

@@ -1,41 +1,27 @@
 """Holding, reading and cancelling seat reservations."""
 
-from dataclasses import replace
 from datetime import datetime
 from uuid import UUID, uuid4
 
-import asyncpg
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.booking.adapters import reservations
-from services.booking.domain.errors import NotFound, SeatUnavailable
-from services.booking.domain.seat_hold import (
-    Reservation,
-    check_cancellable,
-    check_hold_limit,
-    hold_expiry,
-)
+from services.booking.domain.errors import NotFound
+from services.booking.domain.seat_hold import HoldPolicy, Reservation, check_cancellable
+from services.booking.service_layer.unit_of_work import UnitOfWork
 
 
 async def hold_seat(
-    conn: asyncpg.Connection, user_id: str, schedule_id: UUID, seat_no: int, now: datetime,
-    ttl_seconds: int, max_holds: int,
+    uow: UnitOfWork, policy: HoldPolicy, user_id: str, schedule_id: UUID, seat_no: int,
+    now: datetime,
 ) -> Reservation:
-    planned = Reservation(
-        id=uuid4(), user_id=user_id, schedule_id=schedule_id, seat_no=seat_no, price=0,
-        status="HELD", expires_at=hold_expiry(now, ttl_seconds),
-    )
+    planned = policy.plan(uuid4(), user_id, schedule_id, seat_no, now)
     # The seat first: most contenders lose it, and a refusal then costs one statement.
-    taken = await reservations.take_seat(conn, planned, now)
-    if taken.price is None:
-        if not taken.seat_exists:
-            raise NotFound(f"no seat {seat_no} in schedule {schedule_id}")
-        raise SeatUnavailable(f"seat {seat_no} is not available")
+    held = policy.taken(planned, await uow.reservations.take_seat(planned, now))
     # Counted after the user's row lock, the new hold included; over the limit, the
-    # caller's rollback gives the seat back.
-    live = await reservations.live_holds(conn, user_id, schedule_id, now)
-    check_hold_limit(live - 1, max_holds)
-    return replace(planned, price=taken.price)
+    # unit of work's rollback gives the seat back.
+    policy.check_limit(await uow.reservations.live_holds(user_id, schedule_id, now))
+    return held
 
 
 async def get_reservation(conn: AsyncConnection, user_id: str, reservation_id: UUID) -> Reservation:
@@ -45,11 +31,9 @@ async def get_reservation(conn: AsyncConnection, user_id: str, reservation_id: U
     return found
 
 
-async def cancel_reservation(
-    conn: AsyncConnection, user_id: str, reservation_id: UUID, now: datetime
-) -> None:
-    found = await reservations.own(conn, reservation_id, user_id, lock=True)
+async def cancel_reservation(uow: UnitOfWork, user_id: str, reservation_id: UUID, now: datetime) -> None:
+    found = await uow.reservations.lock_own(reservation_id, user_id)
     if found is None:
         raise NotFound(f"no reservation {reservation_id}")
     check_cancellable(found, now)
-    await reservations.release(conn, found, "CANCELLED")
+    await uow.reservations.release(found, "CANCELLED")

@@ -11,16 +11,17 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from uuid import UUID
 
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.booking.adapters import outbox, refunds, sagas, wallets
+from services.booking.adapters import outbox, sagas
 from services.booking.adapters.database import driver_connection
 from services.booking.adapters.sagas import Claim, ClaimRequest, Confirmation, RegistrationContext
+from services.booking.adapters.unit_of_work import unit_of_work
 from services.booking.adapters.venue_client import VenueRegistrar, VenueRegistration
 from services.booking.domain import ticket_saga
 from services.booking.domain.events import PaymentCompleted
 from services.booking.domain.ticket_saga import Refused, Registered, VenueVerdict
-from services.booking.domain.wallet import balance_after_refund
+from services.booking.service_layer.unit_of_work import UnitOfWork
 from services.common.coalescing import Coalescer
 from services.common.http_resilience import Accepted, BreakerOpen, TransientFailure
 
@@ -66,7 +67,7 @@ class TicketSaga:
         The usual path is two statements, each its own transaction: one claims the event
         and reads what the venue needs, the venue is called outside any transaction, one
         settles the saga with the ticket's events. Undoing a payment is rare and runs as
-        one transaction of several statements (_compensate).
+        one unit of work of several statements (compensate).
         """
         claimed = await self._claims(ClaimRequest(event_id, payment.payment_id, payment.ticket_id))
         if claimed.processed:
@@ -82,11 +83,9 @@ class TicketSaga:
             done = await self._confirmations(Confirmation(
                 event_id, payment.payment_id, payment.ticket_id, verdict.attempts, events))
             return "confirmed" if done else "duplicate"
-        async with self.engine.begin() as conn:
-            if not await sagas.mark_processed(conn, CONSUMER, event_id):
-                return "duplicate"
-            done = await self._compensate(conn, payment, verdict, trace_id)
-            return "compensated" if done else "duplicate"
+        async with unit_of_work(self.engine, trace_id) as uow:
+            done = await compensate(uow, event_id, payment, verdict, self.clock())
+        return "compensated" if done else "duplicate"
 
     async def _claim_many(self, requests: list[ClaimRequest]) -> list[Claim]:
         async with driver_connection(self.engine) as conn:
@@ -109,45 +108,41 @@ class TicketSaga:
             try:
                 outcome = await self.venue.register(registration, trace_id=trace_id)
             except TransientFailure as failure:
-                return Refused(f"venue unavailable: {failure}", failure.attempts)
+                return ticket_saga.venue_unavailable(failure, failure.attempts)
             except BreakerOpen as refused:
                 if waited:
-                    return Refused(f"venue unavailable: {refused}", 0)
+                    return ticket_saga.venue_unavailable(refused, 0)
                 await asyncio.sleep(self.breaker_wait_seconds)
                 continue
             if isinstance(outcome, Accepted):
                 return Registered(outcome.attempts)
-            code = f" {outcome.code}" if outcome.code else ""
-            return Refused(f"venue rejected the ticket: HTTP {outcome.status}{code}", outcome.attempts)
+            return ticket_saga.venue_rejected(outcome.status, outcome.code, outcome.attempts)
         raise AssertionError("unreachable")
 
-    async def _compensate(
-        self, conn: AsyncConnection, payment: PaymentCompleted, verdict: Refused,
-        trace_id: str | None,
-    ) -> bool:
-        """Undo the payment in this one transaction; False when it was undone before."""
-        now = self.clock()
-        # Lock order as in payment: reservation, wallet, seat.
-        locked = await refunds.lock_for_refund(conn, payment.reservation_id)
-        if locked is None:
-            raise PaymentUnknown(f"no reservation {payment.reservation_id}")
-        balance = await wallets.lock_balance(conn, locked.user_id)
-        await refunds.lock_seat(conn, locked.schedule_id, locked.seat_no)
-        if not await sagas.finish(
-            conn, payment.payment_id, ticket_saga.COMPENSATED, verdict.reason, verdict.attempts, now
-        ):
-            return False
-        amount = await refunds.undo_payment(
-            conn, payment.payment_id, locked.schedule_id, locked.seat_no, now
-        )
-        if amount is None:
-            log.warning("payment %s was refunded outside the saga", payment.payment_id)
-            return True
-        after = balance_after_refund(balance, amount)
-        await wallets.record_movement(
-            conn, locked.user_id, "REFUND", amount, after, now, payment_id=payment.payment_id
-        )
-        events = ticket_saga.refund_events(payment, verdict.reason)
-        await outbox.add_events(conn, list(events), trace_id)
-        log.info("payment %s refunded: %s", payment.payment_id, verdict.reason)
+
+async def compensate(
+    uow: UnitOfWork, event_id: UUID, payment: PaymentCompleted, refused: Refused, now: datetime
+) -> bool:
+    """Undo the payment the venue refused; False when this event or the saga was handled before."""
+    if not await uow.sagas.mark_processed(CONSUMER, event_id):
+        return False
+    # Lock order as in payment: reservation, wallet, seat.
+    locked = await uow.refunds.lock_for_refund(payment.reservation_id)
+    if locked is None:
+        raise PaymentUnknown(f"no reservation {payment.reservation_id}")
+    balance = await uow.wallets.lock_balance(locked.user_id)
+    await uow.refunds.lock_seat(locked.schedule_id, locked.seat_no)
+    if not await uow.sagas.finish(
+        payment.payment_id, ticket_saga.COMPENSATED, refused.reason, refused.attempts, now
+    ):
+        return False
+    amount = await uow.refunds.undo_payment(payment.payment_id, locked.schedule_id, locked.seat_no, now)
+    if amount is None:
+        log.warning("payment %s was refunded outside the saga", payment.payment_id)
         return True
+    refund = ticket_saga.refund(payment, refused, balance, amount)
+    await uow.wallets.record_movement(
+        locked.user_id, "REFUND", amount, refund.balance_after, now, payment_id=payment.payment_id)
+    uow.collect(refund.events)
+    log.info("payment %s refunded: %s", payment.payment_id, refused.reason)
+    return True

@@ -3,6 +3,7 @@
 import hashlib
 import math
 from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import timedelta
 from typing import Any
 
@@ -12,8 +13,9 @@ from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.booking.adapters import idempotency_store as store
-from services.booking.adapters.database import driver_connection, driver_transaction
+from services.booking.adapters.database import driver_connection
 from services.booking.adapters.idempotency_store import IdempotencyKey, StoredResponse
+from services.booking.adapters.unit_of_work import PostgresUnitOfWork
 from services.booking.domain.errors import (
     BookingError,
     IdempotencyKeyInProgress,
@@ -22,7 +24,8 @@ from services.booking.domain.errors import (
 from services.booking.entrypoints.api.messages import Response
 from services.booking.entrypoints.api.problems import ApiError, booking_problem
 
-Operation = Callable[[asyncpg.Connection], Awaitable[BaseModel]]
+Operation = Callable[[PostgresUnitOfWork], Awaitable[BaseModel]]
+StartUnitOfWork = Callable[[], AbstractAsyncContextManager[PostgresUnitOfWork]]
 
 
 def request_hash(body: BaseModel) -> str:
@@ -76,19 +79,20 @@ async def _claim_or_replay(conn: asyncpg.Connection, key: IdempotencyKey, limit:
 
 
 async def run_once(
-    engine: AsyncEngine, key: IdempotencyKey, operation: Operation, success_status: int, *, key_limit: int
+    start: StartUnitOfWork, key: IdempotencyKey, operation: Operation, success_status: int, *,
+    key_limit: int,
 ) -> Response:
-    """Run `operation` in one transaction with the key's claim, storing what it answered.
+    """Run `operation` in one unit of work with the key's claim, storing what it answered.
 
     A user holding `key_limit` live keys is refused (429) before anything is written.
     """
     try:
-        async with driver_transaction(engine) as conn:
-            replayed = await _claim_or_replay(conn, key, key_limit)
+        async with start() as uow:
+            replayed = await _claim_or_replay(uow.connection, key, key_limit)
             if replayed is not None:
                 return replayed
-            body = render(await operation(conn))
-            await store.complete(conn, key, success_status, body)
+            body = render(await operation(uow))
+            await store.complete(uow.connection, key, success_status, body)
         return respond(success_status, body)
     except BookingError as error:
         if isinstance(error, IdempotencyKeyReused | IdempotencyKeyInProgress):
@@ -96,8 +100,8 @@ async def run_once(
         # The operation's writes are rolled back; only its refusal is kept.
         status, refusal = booking_problem(error)
         problem = render(refusal)
-        async with driver_transaction(engine) as conn:
-            if not await store.store(conn, key, status, problem):
-                found = await store.load(conn, key)
+        async with start() as uow:
+            if not await store.store(uow.connection, key, status, problem):
+                found = await store.load(uow.connection, key)
                 return replay(key, found) if found else respond(status, problem)
         return respond(status, problem)

@@ -1,7 +1,7 @@
 """What the API holds open for its lifetime, built and closed by the lifespan."""
 
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -10,13 +10,16 @@ from services.booking.adapters.concert_index import ConcertIndex
 from services.booking.adapters.database import create_engine
 from services.booking.adapters.rate_limits import RateLimiter
 from services.booking.adapters.seat_locks import SeatLocks
+from services.booking.adapters.unit_of_work import PostgresUnitOfWork, unit_of_work
 from services.booking.adapters.users import UserRegistry
 from services.booking.adapters.waiting_room import WaitingRooms
 from services.booking.config import Settings, queue_lifetimes, room_defaults
+from services.booking.domain.seat_hold import HoldPolicy
 from services.booking.domain.waiting_room import RoomPolicy
 from services.booking.entrypoints.api.auth import TokenVerifier
 from services.booking.entrypoints.api.system_metrics import SystemView, system_view
 from services.common.redis_client import RedisClient, connect_redis
+from services.common.tracing import current_trace_id
 
 
 @dataclass(frozen=True)
@@ -36,6 +39,11 @@ class Services:
     user_limits: RateLimiter
     address_limits: RateLimiter
     system_view: SystemView
+    hold_policy: HoldPolicy
+
+    def unit_of_work(self) -> AbstractAsyncContextManager[PostgresUnitOfWork]:
+        """One transaction for this request, its events stamped with the request's trace id."""
+        return unit_of_work(self.engine, current_trace_id())
 
 
 @asynccontextmanager
@@ -57,6 +65,7 @@ async def open_services(settings: Settings) -> AsyncIterator[Services]:
             user_limits=RateLimiter(redis, f"{namespace}:user", settings.rate_limit_user_per_second),
             address_limits=RateLimiter(redis, f"{namespace}:address", settings.rate_limit_anon_per_second),
             system_view=system,
+            hold_policy=HoldPolicy(settings.hold_ttl_seconds, settings.max_holds_per_user),
         )
     finally:
         await system.aclose()

@@ -21,10 +21,11 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from services.booking.adapters.outbox import OutboxStats
+from services.booking.adapters.outbox import stats as read_outbox_stats
 from services.booking.config import Settings
 from services.common import breaker_states
 from services.common.broker_offsets import BrokerOffsets, Offsets, consumer_groups, offset_families
-from services.common.outbox_stats import STATS, OutboxStats
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -34,7 +35,6 @@ FAMILIES = frozenset({
     "outbox_backlog", "outbox_oldest_unpublished_age_seconds", "outbox_dead_rows", "outbox_relay_publishing",
     "kafka_consumer_group_lag", "dlq_messages", "provider_circuit_breaker_state",
 })
-OUTBOX_STATS = text(STATS)
 STATEMENT_TIMEOUT = text("SELECT set_config('statement_timeout', :milliseconds, true)")
 
 
@@ -160,7 +160,9 @@ def system_view(settings: Settings, engine: AsyncEngine) -> SystemView:
 
 
 async def _outbox_stats(conn: AsyncConnection) -> OutboxStats:
-    return OutboxStats(*(await conn.execute(OUTBOX_STATS)).one())
+    # On the connection's own asyncpg driver, inside the transaction that set the timeout.
+    raw = await conn.get_raw_connection()
+    return await read_outbox_stats(raw.driver_connection)
 
 
 def outbox_families(stats: OutboxStats, stalled_after: float) -> list[Metric]:

@@ -25,7 +25,7 @@ async def create_concert(call: Call) -> ConcertOut:
     services = call.services
     asked = body.waiting_room.model_dump(exclude_none=True) if body.waiting_room else {}
     created = await concerts.create_concert(
-        services.engine, services.waiting_rooms, body.title, body.venue,
+        services.unit_of_work, services.waiting_rooms, body.title, body.venue,
         [s.model_dump() for s in body.schedules], replace(services.room_defaults, **asked),
         call.user.user_id,
     )

@@ -4,7 +4,6 @@ import logging
 from datetime import UTC, datetime
 
 from redis.exceptions import RedisError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.booking.adapters import payments as payment_rows
 from services.booking.adapters.idempotency_store import IdempotencyKey
@@ -15,6 +14,7 @@ from services.booking.domain.errors import (
     NotFound,
     ReservationExpired,
 )
+from services.booking.domain.payment import Payment
 from services.booking.domain.waiting_room import concert_of_token
 from services.booking.entrypoints.api import idempotency
 from services.booking.entrypoints.api.guards import (
@@ -27,18 +27,18 @@ from services.booking.entrypoints.api.http import Call, Endpoint, Link
 from services.booking.entrypoints.api.messages import Response
 from services.booking.entrypoints.api.problems import IDEMPOTENCY_KEY_REQUIRED
 from services.booking.entrypoints.api.schemas import PayIn, PaymentCreated, PaymentOut, TicketList
-from services.booking.entrypoints.api.tracing import current_trace_id
 from services.booking.service_layer import payments
+from services.booking.service_layer.unit_of_work import UnitOfWork
 
 log = logging.getLogger(__name__)
 
 
-def _created(receipt: payments.PaymentReceipt) -> PaymentCreated:
-    reservation = receipt.reservation
+def _created(payment: Payment) -> PaymentCreated:
+    reservation = payment.reservation
     return PaymentCreated.model_validate({
-        "id": receipt.payment_id, "reservation_id": reservation.id, "amount": reservation.price,
+        "id": payment.id, "reservation_id": reservation.id, "amount": reservation.price,
         "status": "PAID",
-        "ticket": {"id": receipt.ticket_id, "status": "PENDING",
+        "ticket": {"id": payment.ticket_id, "status": "PENDING",
                    "schedule_id": reservation.schedule_id, "seat_no": reservation.seat_no},
     })
 
@@ -64,14 +64,12 @@ async def pay(call: Call) -> Response:
             return replayed
         raise
 
-    async def operation(conn: AsyncConnection) -> PaymentCreated:
-        receipt = await payments.pay(
-            conn, caller.user_id, body.reservation_id, token, datetime.now(UTC),
-            current_trace_id(), token_concert=concert_of_token(token),
-        )
-        return _created(receipt)
+    async def operation(uow: UnitOfWork) -> PaymentCreated:
+        payment = await payments.pay(uow, caller.user_id, body.reservation_id, token,
+                                     datetime.now(UTC), token_concert=concert_of_token(token))
+        return _created(payment)
 
-    response = await idempotency.run_once(services.engine, key, operation, 201,
+    response = await idempotency.run_once(services.unit_of_work, key, operation, 201,
                                          key_limit=services.settings.idempotency_keys_per_user)
     if response.status == 201:
         try:

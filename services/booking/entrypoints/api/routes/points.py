@@ -2,10 +2,7 @@
 
 from datetime import UTC, datetime
 
-import asyncpg
-
 from services.booking.adapters import wallets
-from services.booking.adapters.database import driver_transaction
 from services.booking.adapters.idempotency_store import IdempotencyKey
 from services.booking.domain.errors import BalanceLimitExceeded
 from services.booking.entrypoints.api import idempotency
@@ -14,6 +11,7 @@ from services.booking.entrypoints.api.http import Call, Endpoint
 from services.booking.entrypoints.api.messages import Response
 from services.booking.entrypoints.api.schemas import Balance, ChargeIn, HistoryPage, HistoryQuery
 from services.booking.service_layer import points
+from services.booking.service_layer.unit_of_work import UnitOfWork
 
 
 async def get_balance(call: Call) -> Balance:
@@ -26,16 +24,16 @@ async def charge(call: Call) -> Balance | Response:
     user_id = call.user.user_id
     body = await call.body(ChargeIn)
 
-    async def operation(conn: asyncpg.Connection) -> Balance:
-        balance = await points.charge(conn, user_id, body.amount, datetime.now(UTC))
+    async def operation(uow: UnitOfWork) -> Balance:
+        balance = await points.charge(uow, user_id, body.amount, datetime.now(UTC))
         return Balance(user_id=user_id, balance=balance)
 
     key = checked_idempotency_key(call.header("idempotency-key"), required=False)
     if key is None:
-        async with driver_transaction(call.services.engine) as conn:
-            return await operation(conn)
+        async with call.services.unit_of_work() as uow:
+            return await operation(uow)
     idem = IdempotencyKey(user_id, "points.charge", key, idempotency.request_hash(body))
-    return await idempotency.run_once(call.services.engine, idem, operation, 200,
+    return await idempotency.run_once(call.services.unit_of_work, idem, operation, 200,
                                       key_limit=call.services.settings.idempotency_keys_per_user)
 
 

@@ -24,7 +24,7 @@ async def issue_token(call: Call) -> Response:
     body = await call.body(QueueTokenIn)
     services = call.services
     issued = await waiting_rooms.issue_token(
-        services.engine, services.waiting_rooms, body.concert_id, call.user.user_id,
+        services.unit_of_work, services.waiting_rooms, body.concert_id, call.user.user_id,
         services.room_defaults)
     return _answer(issued.ticket, issued.admit_per_second, 201 if issued.created else 200)
 

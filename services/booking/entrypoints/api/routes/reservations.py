@@ -8,7 +8,6 @@ from uuid import UUID
 
 from redis.exceptions import RedisError
 
-from services.booking.adapters.database import driver_transaction
 from services.booking.domain.errors import (
     HoldLimitReached,
     NotFound,
@@ -60,14 +59,11 @@ async def hold(call: Call) -> ReservationOut:
     services, user_id = call.services, call.user.user_id
     concert_id = await services.concerts.of_schedule(body.schedule_id)
     await require_active_token(services, call.user, call.header("x-queue-token"), concert_id)
-    settings = services.settings
     async with crowd_control(services, body.schedule_id, body.seat_no):
         now = datetime.now(UTC)
-        async with driver_transaction(services.engine) as conn:
+        async with services.unit_of_work() as uow:
             held = await reservations.hold_seat(
-                conn, user_id, body.schedule_id, body.seat_no, now,
-                settings.hold_ttl_seconds, settings.max_holds_per_user,
-            )
+                uow, services.hold_policy, user_id, body.schedule_id, body.seat_no, now)
     return _out(held, now)
 
 
@@ -82,10 +78,8 @@ async def cancel(call: Call) -> Response:
     reservation_id = call.path_id("reservation_id")
     concert_id = await call.services.concerts.of_reservation(reservation_id, call.user.user_id)
     await require_active_token(call.services, call.user, call.header("x-queue-token"), concert_id)
-    async with call.services.engine.begin() as conn:
-        await reservations.cancel_reservation(
-            conn, call.user.user_id, reservation_id, datetime.now(UTC)
-        )
+    async with call.services.unit_of_work() as uow:
+        await reservations.cancel_reservation(uow, call.user.user_id, reservation_id, datetime.now(UTC))
     return Response(status=204)
 
 

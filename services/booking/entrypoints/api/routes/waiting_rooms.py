@@ -9,7 +9,7 @@ from services.booking.service_layer import waiting_rooms
 async def show(call: Call) -> WaitingRoomOut:
     services = call.services
     room = await waiting_rooms.describe(
-        services.engine, services.waiting_rooms, call.path_id("concert_id"), services.room_defaults)
+        services.unit_of_work, services.waiting_rooms, call.path_id("concert_id"), services.room_defaults)
     return WaitingRoomOut.model_validate(room)
 
 
@@ -18,7 +18,7 @@ async def change(call: Call) -> WaitingRoomOut:
     body = await call.body(WaitingRoomPatch)
     services = call.services
     await waiting_rooms.change_room(
-        services.engine, services.waiting_rooms, concert_id, body.model_dump(exclude_none=True),
+        services.unit_of_work, services.waiting_rooms, concert_id, body.model_dump(exclude_none=True),
         call.user.user_id, services.room_defaults)
     return await show(call)
 
