@@ -21,8 +21,11 @@ class ConsumerSettings(KafkaSettings, LogSettings):
     consumer_rebalance_timeout_seconds: Seconds = 10.0
     consumer_commit_interval_seconds: Seconds = 1.0
     # Messages handled at once per worker (one at a time per key, acked in offset order).
-    # Each takes a database connection while it runs: keep it within the pool size.
-    consumer_concurrency: Annotated[int, Field(ge=1, le=100)] = 8
+    # The saga and the notifier share their statements among the messages in hand
+    # (services/common/coalescing.py), so more in hand means fewer round trips each, not
+    # more connections: hold + pay at 8 cost the workers 6.3-6.8 ms of CPU a payment,
+    # at 64 4.5 ms. The bound is the messages one poll brings (PREFETCH_MESSAGES).
+    consumer_concurrency: Annotated[int, Field(ge=1, le=100)] = 64
     worker_metrics_host: str = "127.0.0.1"
 
     def group(self, part: str) -> str:
