@@ -8,8 +8,8 @@ One connection per worker carries the logs of every notification in hand
 (`DeliveryLogs`). It holds each one's advisory lock for the whole delivery, and the
 notifications handled at once share its statements (services/common/coalescing.py):
 one statement takes the locks of the notifications that start together, one opens
-their logs, one records their accepted calls and one lets their locks go. Each
-statement commits on its own (asyncpg outside a transaction), one at a time.
+their logs, and one records their accepted calls, commits and lets their locks go.
+Each statement commits on its own (asyncpg outside a transaction), one at a time.
 
 The lock is PostgreSQL's, so it goes with the connection: when that connection is
 lost, the deliveries that held a lock on it fail (`LockLost`, an outage, retried)
@@ -105,23 +105,9 @@ UPDATE notification_attempts
 CLOSE = """
 UPDATE notifications SET status = $2, channel = $3, reason = $4, updated_at = $5 WHERE id = $1
 """
-# Each accepted call and its notification's end, in one statement for all of them.
-DELIVERED = """
-WITH input AS (
-    SELECT * FROM unnest(CAST($1 AS uuid[]), CAST($2 AS bigint[]), CAST($3 AS int[]),
-                         CAST($4 AS text[]), CAST($6 AS text[]))
-           AS i(notification_id, attempt_id, http_attempts, provider_id, channel)
-), settled AS (
-    UPDATE notification_attempts a
-       SET status = 'ACCEPTED', http_attempts = a.http_attempts + i.http_attempts,
-           provider_message_id = i.provider_id, error = NULL, finished_at = $5
-      FROM input i
-     WHERE a.id = i.attempt_id
-)
-UPDATE notifications n SET status = 'DELIVERED', channel = i.channel, reason = NULL, updated_at = $5
-  FROM input i
- WHERE n.id = i.notification_id
-"""
+# Each accepted call and its notification's end, for all of them, committed before
+# their locks go: one CALL (migration 0006, notification_delivered).
+DELIVERED = "CALL notification_delivered($1, $2, $3, $4, $5, $6, $7, $8)"
 
 
 class LockLost(Exception):
@@ -176,6 +162,7 @@ class DeliveryLog:
         self.notification_id = notification_id
         # Which of the shared connection's lives holds this notification's lock.
         self.generation = generation
+        self.released = False  # its lock was let go with the accepted call's record
 
     async def open(
         self, request: NotificationRequested, first_channel: Channel, message_id: str
@@ -235,7 +222,8 @@ class DeliveryLogs:
             try:
                 yield log
             finally:
-                await self._unlocking(log)
+                if not log.released:
+                    await self._unlocking(log)
         finally:
             del self._in_hand[notification_id]
             released.set()
@@ -294,10 +282,13 @@ class DeliveryLogs:
             live = [each for each in accepted if each.log.generation == generation]
             if live:
                 await conn.execute(
-                    DELIVERED, [each.log.notification_id for each in live],
-                    [each.attempt_id for each in live], [each.http_attempts for each in live],
-                    [each.provider_id for each in live], _now(), [each.channel for each in live],
+                    DELIVERED, LOCK_CLASS, [lock_key(each.log.notification_id) for each in live],
+                    [each.log.notification_id for each in live], [each.attempt_id for each in live],
+                    [each.http_attempts for each in live], [each.provider_id for each in live],
+                    [each.channel for each in live], _now(),
                 )
+                for each in live:
+                    each.log.released = True
         return [None if each.log.generation == generation else self._lock_lost() for each in accepted]
 
     @asynccontextmanager
