@@ -72,9 +72,9 @@ class Notifier:
 
     async def deliver(self, request: NotificationRequested, trace_id: str | None = None) -> str:
         """Deliver or skip the notification; return the result (delivered:<channel>, ...)."""
-        first = channel_order(None)[0]
-        async with self.logs.exclusive(request, first, message_id(request.notification_id)) as entry:
-            state, content = entry.state, entry.content
+        async with self.logs.exclusive(request.notification_id) as entry:
+            first = channel_order(None)[0]
+            state, content = await entry.open(request, first, message_id(request.notification_id))
             if state.status in FINAL:
                 return "duplicate"
             if content is None:

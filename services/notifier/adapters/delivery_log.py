@@ -7,7 +7,7 @@ leaves a SENDING row behind, and the next delivery knows a call may have gone ou
 One connection per worker carries the logs of every notification in hand
 (`DeliveryLogs`). It holds each one's advisory lock for the whole delivery, and the
 notifications handled at once share its statements (services/common/coalescing.py):
-one statement takes the locks of the notifications that start together and opens
+one statement takes the locks of the notifications that start together, one opens
 their logs, and one records their accepted calls, commits and lets their locks go.
 Each statement commits on its own (asyncpg outside a transaction), one at a time.
 
@@ -19,7 +19,7 @@ tries again until LOCK_WAIT_SECONDS have passed.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -32,21 +32,66 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from services.booking.domain.events import NotificationRequested
 from services.common.coalescing import Coalescer
 from services.notifier.adapters import directory
-from services.notifier.domain.messages import Channel
+from services.notifier.domain.messages import Channel, Content
 
 # Advisory lock class of notifications (two-key form: other subsystems use other classes).
 LOCK_CLASS = 0x4E4F54
 # How long a delivery waits for a lock another worker holds, and how often it looks.
 LOCK_WAIT_SECONDS = 120.0
 LOCK_RETRY_SECONDS = (0.01, 0.5)
+# Takes what it can of the locks asked for (a lock another session holds is not waited
+# for: that would stall every delivery on this connection). One row per key, in order.
+TRY_LOCKS = """
+SELECT pg_try_advisory_lock($1, k) AS locked
+  FROM unnest(CAST($2 AS int[])) WITH ORDINALITY AS t(k, n) ORDER BY n
+"""
 UNLOCKS = "SELECT pg_advisory_unlock($1, k) FROM unnest(CAST($2 AS int[])) AS t(k)"
-# Takes what it can of the notifications' locks (one another session holds is not waited
-# for: that would stall every delivery on this connection) and opens the logs of those it
-# took, reading each one's state and message content; a new log for a recipient with a
-# phone also records its first channel's call as SENDING (`begun`), so the call goes out
-# without another round trip. One row per notification, in order (migration 0006,
-# notification_open); no notification twice in one call.
-OPEN = "SELECT * FROM notification_open($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"
+# Opens the logs (a repeat finds its log open) and reads each one's state and message
+# content, in one statement. A log opened by this statement is PENDING with no attempt
+# (the statement's own insert is invisible to its reads); one opened before is read as
+# is. A log this statement opens for a recipient with a phone also records the call of
+# the row's first channel as SENDING, with its message id, which is what its delivery
+# does first: `begun` is that attempt, and the call goes out without another round
+# trip. One row per input row, in input order; no notification twice in one call.
+OPEN = f"""
+WITH input AS (
+    SELECT * FROM unnest(CAST($1 AS uuid[]), CAST($2 AS text[]), CAST($3 AS text[]),
+                         CAST($4 AS uuid[]), CAST($6 AS uuid[]), CAST($7 AS text[]),
+                         CAST($8 AS text[]))
+           WITH ORDINALITY AS i(id, template, user_id, payment_id, schedule_id, first_channel,
+                                message_id, n)
+), opened AS (
+    INSERT INTO notifications (id, template, user_id, payment_id, status, created_at, updated_at)
+    SELECT id, template, user_id, payment_id, 'PENDING', $5, $5 FROM input ORDER BY id
+    ON CONFLICT (id) DO NOTHING
+    RETURNING id, status
+), logged AS (
+    SELECT n.id, n.status, a.id AS attempt_id, a.channel
+      FROM input i
+      JOIN notifications n ON n.id = i.id
+      LEFT JOIN LATERAL (
+          SELECT id, channel FROM notification_attempts
+           WHERE notification_id = n.id AND status = 'SENDING' ORDER BY id DESC LIMIT 1
+      ) a ON true
+), recipient AS (
+    SELECT i.id, r.* FROM input i JOIN LATERAL ({directory.recipient("i.user_id", "i.schedule_id")}
+    ) r ON true
+), begun AS (
+    INSERT INTO notification_attempts (notification_id, channel, message_id, status, started_at)
+    SELECT i.id, i.first_channel, i.message_id, 'SENDING', $5
+      FROM input i JOIN opened USING (id) JOIN recipient r USING (id)
+     WHERE r.phone IS NOT NULL
+    RETURNING id, notification_id
+)
+SELECT COALESCE(o.status, l.status) AS status, l.attempt_id, l.channel, b.id AS begun,
+       r.name, r.phone, r.concert_title, r.starts_at
+  FROM input i
+  LEFT JOIN opened o ON o.id = i.id
+  LEFT JOIN logged l ON l.id = i.id
+  LEFT JOIN recipient r ON r.id = i.id
+  LEFT JOIN begun b ON b.notification_id = i.id
+ ORDER BY i.n
+"""  # noqa: S608 (constants only: no input)
 BEGIN = """
 INSERT INTO notification_attempts (notification_id, channel, message_id, status, started_at)
 VALUES ($1, $2, $3, 'SENDING', $4) RETURNING id
@@ -86,13 +131,10 @@ class NotificationState:
 
 @dataclass(frozen=True)
 class _Opening:
+    log: "DeliveryLog"
     request: NotificationRequested
     first_channel: Channel
     message_id: str
-
-    @property
-    def notification_id(self) -> UUID:
-        return self.request.notification_id
 
 
 @dataclass(frozen=True)
@@ -115,17 +157,21 @@ def lock_key(notification_id: UUID) -> int:
 class DeliveryLog:
     """One notification's log, written while its lock is held (`DeliveryLogs.exclusive`)."""
 
-    def __init__(self, logs: "DeliveryLogs", request: NotificationRequested, generation: int,
-                 row: Mapping[str, Any]) -> None:
+    def __init__(self, logs: "DeliveryLogs", notification_id: UUID, generation: int) -> None:
         self.logs = logs
-        self.notification_id = request.notification_id
+        self.notification_id = notification_id
         # Which of the shared connection's lives holds this notification's lock.
         self.generation = generation
         self.released = False  # its lock was let go with the accepted call's record
-        # The log as the lock found it, and the message's content (None: its user or
-        # schedule is gone).
-        self.state = NotificationState(row["status"], row["attempt_id"], row["channel"], row["begun"])
-        self.content = directory.content(row, request)
+
+    async def open(
+        self, request: NotificationRequested, first_channel: Channel, message_id: str
+    ) -> tuple[NotificationState, Content | None]:
+        """The log's state, and the message's content (None: its user or schedule is gone);
+        a new log for a recipient with a phone also begins `first_channel`'s call."""
+        row = await self.logs.opening(_Opening(self, request, first_channel, message_id))
+        state = NotificationState(row["status"], row["attempt_id"], row["channel"], row["begun"])
+        return state, directory.content(row, request)
 
     async def begin(self, channel: Channel, message_id: str) -> int:
         return int(await self.logs.run(self.generation, "fetchval", BEGIN, self.notification_id,
@@ -160,22 +206,19 @@ class DeliveryLogs:
         self._turn = asyncio.Lock()  # one statement at a time on the connection
         self._in_hand: dict[UUID, asyncio.Event] = {}  # locked here; set when let go
         by_notification: Callable[[Any], UUID] = _notification_of
-        self._opening = Coalescer(self._open_many, key=by_notification)
+        self._locking = Coalescer(self._lock_many, key=by_notification)
+        self.opening = Coalescer(self._open_many, key=by_notification)
         self.delivering = Coalescer(self._delivered_many, key=by_notification)
         self._unlocking = Coalescer(self._unlock_many, key=by_notification)
 
     @asynccontextmanager
-    async def exclusive(
-        self, request: NotificationRequested, first_channel: Channel, message_id: str
-    ) -> AsyncIterator[DeliveryLog]:
-        """Hold the notification's lock for the whole delivery, across its statements, and
-        open its log (a new log for a recipient with a phone begins `first_channel`'s call)."""
-        notification_id = request.notification_id
+    async def exclusive(self, notification_id: UUID) -> AsyncIterator[DeliveryLog]:
+        """Hold the notification's lock for the whole delivery, across its statements."""
         while (twin := self._in_hand.get(notification_id)) is not None:
             await twin.wait()
         released = self._in_hand[notification_id] = asyncio.Event()
         try:
-            log = await self._lock_and_open(_Opening(request, first_channel, message_id))
+            log = DeliveryLog(self, notification_id, await self._acquire(notification_id))
             try:
                 yield log
             finally:
@@ -199,28 +242,20 @@ class DeliveryLogs:
                 await self._pooled.close()
             self._pooled = self._conn = None
 
-    async def _lock_and_open(self, opening: _Opening) -> DeliveryLog:
+    async def _acquire(self, notification_id: UUID) -> int:
         delay, waited = LOCK_RETRY_SECONDS[0], 0.0
-        while (log := await self._opening(opening)) is None:
+        while (generation := await self._locking(notification_id)) is None:
             if waited >= LOCK_WAIT_SECONDS:
-                raise NotificationBusy(f"notification {opening.notification_id} is being delivered elsewhere")
+                raise NotificationBusy(f"notification {notification_id} is being delivered elsewhere")
             await asyncio.sleep(delay)
             waited += delay
             delay = min(LOCK_RETRY_SECONDS[1], delay * 2)
-        return log
+        return generation
 
-    async def _open_many(self, openings: list[_Opening]) -> list[DeliveryLog | None]:
-        requests = [each.request for each in openings]
+    async def _lock_many(self, notification_ids: list[UUID]) -> list[int | None]:
         async with self._statement() as (conn, generation):
-            rows = await conn.fetch(
-                OPEN, LOCK_CLASS, [lock_key(r.notification_id) for r in requests],
-                [r.notification_id for r in requests], [r.template for r in requests],
-                [r.user_id for r in requests], [r.payment_id for r in requests],
-                [r.schedule_id for r in requests], [each.first_channel for each in openings],
-                [each.message_id for each in openings], _now(),
-            )
-        return [DeliveryLog(self, each.request, generation, row) if row["locked"] else None
-                for each, row in zip(openings, rows, strict=True)]
+            rows = await conn.fetch(TRY_LOCKS, LOCK_CLASS, [lock_key(each) for each in notification_ids])
+        return [generation if row["locked"] else None for row in rows]
 
     async def _unlock_many(self, logs: list[DeliveryLog]) -> list[None]:
         async with self._statement() as (conn, generation):
@@ -229,6 +264,18 @@ class DeliveryLogs:
             if keys:
                 await conn.execute(UNLOCKS, LOCK_CLASS, keys)
         return [None] * len(logs)
+
+    async def _open_many(self, openings: list[_Opening]) -> list[Any]:
+        async with self._statement() as (conn, generation):
+            live = [each for each in openings if each.log.generation == generation]
+            requests = [each.request for each in live]
+            rows = iter(await conn.fetch(
+                OPEN, [r.notification_id for r in requests], [r.template for r in requests],
+                [r.user_id for r in requests], [r.payment_id for r in requests], _now(),
+                [r.schedule_id for r in requests], [each.first_channel for each in live],
+                [each.message_id for each in live],
+            ) if live else ())
+        return [next(rows) if each.log.generation == generation else self._lock_lost() for each in openings]
 
     async def _delivered_many(self, accepted: list[_Accepted]) -> list[Any]:
         async with self._statement() as (conn, generation):
@@ -282,9 +329,11 @@ class DeliveryLogs:
 
 
 def _notification_of(item: Any) -> UUID:
-    if isinstance(item, _Accepted):
-        return item.log.notification_id
-    return item.notification_id  # type: ignore[no-any-return]
+    if isinstance(item, UUID):
+        return item
+    if isinstance(item, DeliveryLog):
+        return item.notification_id
+    return item.log.notification_id  # type: ignore[no-any-return]
 
 
 def _connection_survives(conn: asyncpg.Connection, error: BaseException) -> bool:
