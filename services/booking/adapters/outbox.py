@@ -342,8 +342,8 @@ async def requeue_published(
 
 # Payment events still unpublished past the grace period. The partial index
 # outbox_unpublished_by_aggregate holds exactly the rows looked at; younger rows are the
-# relay's normal work in progress. Named parameters: the reconcile's invariant runner
-# composes it with the other invariants (services/booking/adapters/invariants.py).
+# relay's normal work in progress. $1 the grace period, $2 a schedule, $3 a user (NULL:
+# all); the reconcile's invariant runner wraps it (services/booking/adapters/invariants.py).
 PAYMENT_EVENTS_UNPUBLISHED = """
 SELECT o.aggregate_id AS id,
        o.event_type || ' (outbox ' || o.id || ') '
@@ -355,7 +355,7 @@ SELECT o.aggregate_id AS id,
   JOIN payments p ON p.id = CAST(o.aggregate_id AS uuid)
   JOIN reservations r ON r.id = p.reservation_id
  WHERE o.published_at IS NULL AND o.aggregate_type = 'payment'
-   AND o.occurred_at < now() - make_interval(secs => :grace_seconds)
-   AND (CAST(:schedule_id AS uuid) IS NULL OR r.schedule_id = :schedule_id)
-   AND (CAST(:user_id AS text) IS NULL OR p.user_id = :user_id)
+   AND o.occurred_at < now() - make_interval(secs => $1)
+   AND (CAST($2 AS uuid) IS NULL OR r.schedule_id = $2)
+   AND (CAST($3 AS text) IS NULL OR p.user_id = $3)
 """
