@@ -10,7 +10,16 @@ import httpx
 import pytest
 
 from services.booking.config import Settings
-from tests.support import Booking, assert_problem, auth, new_user, queue_worker, serve_api, sql
+from tests.support import (
+    Booking,
+    assert_problem,
+    auth,
+    eventually,
+    new_user,
+    queue_worker,
+    serve_api,
+    sql,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -101,6 +110,31 @@ async def test_an_expired_hold_frees_its_seat_for_someone_else(quick: Booking) -
     assert (await _seats(quick, schedule_id))[1] == "SOLD"
     assert await _status(quick, bob, taken.json()["id"]) == "PAID"
     assert await _status(quick, alice, reservation["id"]) == "EXPIRED"
+
+
+async def test_the_queue_worker_records_an_expired_hold_and_frees_its_seat_row(
+    quick: Booking, settings: Settings
+) -> None:
+    concert = await quick.create_concert(seat_count=1, price=1_000)
+    schedule_id = concert["schedules"][0]["id"]
+    alice, alice_token = await _player(quick, concert)
+    held = await quick.hold(alice, alice_token, schedule_id, 1)
+    assert held.status_code == 201, held.text
+    reservation_id = held.json()["id"]
+    stored = ("SELECT r.status AS hold, s.status AS seat, s.reservation_id FROM reservations r"
+              " JOIN seats s ON s.schedule_id = r.schedule_id AND s.seat_no = r.seat_no WHERE r.id = :id")
+    assert await sql(settings, stored, id=reservation_id) == [
+        {"hold": "HELD", "seat": "HELD", "reservation_id": uuid.UUID(reservation_id)}]
+
+    await _until_expired(held.json())
+    # The rows change only when the worker's sweep (every second) writes them: readers
+    # already answer EXPIRED, so only the tables show the sweep did its work.
+    async def swept() -> bool:
+        return (await sql(settings, stored, id=reservation_id))[0]["hold"] != "HELD"
+
+    await eventually(swept, 30, "the sweep recorded the hold")
+    assert await sql(settings, stored, id=reservation_id) == [
+        {"hold": "EXPIRED", "seat": "AVAILABLE", "reservation_id": None}]
 
 
 async def test_an_expired_hold_cannot_be_paid(quick: Booking, settings: Settings) -> None:

@@ -2,6 +2,9 @@
 
 import io
 import logging
+import os
+import re
+import signal
 import subprocess
 import sys
 import time
@@ -156,21 +159,27 @@ def test_a_forked_child_writes_its_lines_without_exiting_and_not_its_parents() -
               "configure_logging('probe', 'INFO', False)\n"
               "logging.getLogger('probe').info('before the fork')\n"
               "if os.fork() == 0:\n"
-              "    logging.getLogger('probe').info('from the child')\n"
+              "    logging.getLogger('probe').info('from the child %d', os.getpid())\n"
               "    time.sleep(60)\n"
               "    os._exit(0)\n")
     process = subprocess.Popen([sys.executable, "-c", script], stderr=subprocess.PIPE, text=True)
     assert process.stderr is not None
     lines: list[str] = []
+    child = None
     try:
-        # The parent exits at once (flushing its own line); the child lives on, so its line
-        # can only come from a flusher of its own.
-        while not lines or not lines[-1].endswith("from the child\n"):
+        # The child lives on, so its line can only come from a flusher of its own.
+        while child is None:
             line = process.stderr.readline()
             assert line, f"the child's line never came: {lines}"
             lines.append(line)
+            if found := re.search(r"from the child (\d+)$", line.rstrip()):
+                child = int(found[1])
     finally:
-        subprocess.run(["pkill", "-f", "from the child"], check=False)
+        # The parent writes its line as it exits, before or after the child's line: once it
+        # has exited and the child is gone, the pipe holds every line either wrote.
+        if child is not None:
+            os.kill(child, signal.SIGKILL)
         process.wait()
+        lines += process.stderr.readlines()
         process.stderr.close()
     assert sum("before the fork" in line for line in lines) == 1, lines

@@ -7,11 +7,13 @@ import secrets
 from datetime import UTC, datetime
 from uuid import UUID
 
+import asyncpg
 from redis.exceptions import RedisError
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from services.booking.adapters import idempotency_store, reservations
+from services.booking.adapters import idempotency_store
+from services.booking.adapters.unit_of_work import unit_of_work
 from services.booking.adapters.waiting_room import WaitingRooms
 from services.booking.config import StoreSettings, queue_lifetimes
 from services.common.logging import READY
@@ -71,13 +73,13 @@ async def sweep_forever(engine: AsyncEngine) -> None:
     elapsed_since_purge = PURGE_EVERY_SECONDS
     while True:
         try:
-            async with engine.begin() as conn:
-                await reservations.sweep_expired(conn, datetime.now(UTC))
+            async with unit_of_work(engine, None) as uow:
+                await uow.reservations.sweep_expired(datetime.now(UTC))
             if elapsed_since_purge >= PURGE_EVERY_SECONDS:
-                async with engine.begin() as conn:
-                    await idempotency_store.purge(conn, IDEMPOTENCY_RETENTION_HOURS)
+                async with unit_of_work(engine, None) as uow:
+                    await idempotency_store.purge(uow.connection, IDEMPOTENCY_RETENTION_HOURS)
                 elapsed_since_purge = 0.0
-        except (DBAPIError, OSError) as error:
+        except (DBAPIError, OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             log.warning("hold sweep skipped: database unavailable (%s)", error)
         await asyncio.sleep(SWEEP_EVERY_SECONDS)
         elapsed_since_purge += SWEEP_EVERY_SECONDS

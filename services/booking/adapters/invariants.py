@@ -2,20 +2,20 @@
 
 Every query is one pass over its tables (hash joins, partial indexes), never a loop
 per row, so the whole set runs in seconds on millions of rows. Each one returns
-`id` and `detail` columns. `:schedule_id` and `:user_id` narrow a query when given;
-when NULL the planner folds the condition away.
+`id` and `detail` columns. The schedule and the user narrow a query when given; when
+NULL the planner folds the condition away. Run on asyncpg, as the outbox store's own
+invariant is: each invariant names its positional parameters in order.
 """
 
 from dataclasses import dataclass
+from typing import Literal
 from uuid import UUID
 
-from sqlalchemy import String, column, func, select, text
-from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql.elements import TextClause
+import asyncpg
 
 from services.booking.adapters import outbox
 
-SOLD_SEAT_BACKED = text("""
+SOLD_SEAT_BACKED = """
 SELECT s.schedule_id || '/' || s.seat_no AS id,
        concat_ws(' and ', CASE WHEN p.id IS NULL THEN 'no PAID payment' END,
                  CASE WHEN t.id IS NULL THEN 'no live ticket' END)
@@ -25,25 +25,25 @@ SELECT s.schedule_id || '/' || s.seat_no AS id,
   LEFT JOIN tickets t ON t.payment_id = p.id AND t.status <> 'VOID'
        AND t.schedule_id = s.schedule_id AND t.seat_no = s.seat_no
  WHERE s.status = 'SOLD' AND (p.id IS NULL OR t.id IS NULL)
-   AND (CAST(:schedule_id AS uuid) IS NULL OR s.schedule_id = :schedule_id)
-""")
+   AND (CAST($1 AS uuid) IS NULL OR s.schedule_id = $1)
+"""
 
 # Two owners of one seat are never both visible to a user filter: schedules only.
-SEAT_SOLD_ONCE = text("""
+SEAT_SOLD_ONCE = """
 SELECT r.schedule_id || '/' || r.seat_no AS id,
        count(*) || ' PAID payments: ' || string_agg(CAST(p.id AS text), ', ' ORDER BY p.id) AS detail
   FROM payments p JOIN reservations r ON r.id = p.reservation_id
- WHERE p.status = 'PAID' AND (CAST(:schedule_id AS uuid) IS NULL OR r.schedule_id = :schedule_id)
+ WHERE p.status = 'PAID' AND (CAST($1 AS uuid) IS NULL OR r.schedule_id = $1)
  GROUP BY r.schedule_id, r.seat_no HAVING count(*) > 1
 UNION ALL
 SELECT t.schedule_id || '/' || t.seat_no,
        count(*) || ' live tickets: ' || string_agg(CAST(t.id AS text), ', ' ORDER BY t.id)
   FROM tickets t
- WHERE t.status <> 'VOID' AND (CAST(:schedule_id AS uuid) IS NULL OR t.schedule_id = :schedule_id)
+ WHERE t.status <> 'VOID' AND (CAST($1 AS uuid) IS NULL OR t.schedule_id = $1)
  GROUP BY t.schedule_id, t.seat_no HAVING count(*) > 1
-""")
+"""
 
-PAID_PAYMENT_KEEPS_SEAT = text("""
+PAID_PAYMENT_KEEPS_SEAT = """
 SELECT CAST(p.id AS text) AS id,
        'seat ' || r.schedule_id || '/' || r.seat_no || ' is ' || coalesce(s.status, 'missing')
        || coalesce(' for reservation ' || s.reservation_id, '') AS detail
@@ -52,27 +52,25 @@ SELECT CAST(p.id AS text) AS id,
   LEFT JOIN seats s ON s.schedule_id = r.schedule_id AND s.seat_no = r.seat_no
  WHERE p.status = 'PAID'
    AND (s.status IS DISTINCT FROM 'SOLD' OR s.reservation_id IS DISTINCT FROM p.reservation_id)
-   AND (CAST(:schedule_id AS uuid) IS NULL OR r.schedule_id = :schedule_id)
-   AND (CAST(:user_id AS text) IS NULL OR p.user_id = :user_id)
-""")
+   AND (CAST($1 AS uuid) IS NULL OR r.schedule_id = $1)
+   AND (CAST($2 AS text) IS NULL OR p.user_id = $2)
+"""
 
-WALLET_MATCHES_HISTORY = text("""
+WALLET_MATCHES_HISTORY = """
 SELECT coalesce(w.user_id, h.user_id) AS id,
        'balance ' || coalesce(CAST(w.balance AS text), '(no wallet)')
        || ', history sums to ' || coalesce(h.total, 0) AS detail
   FROM (SELECT user_id, balance FROM wallets
-         WHERE (CAST(:user_id AS text) IS NULL OR user_id = :user_id)) AS w
+         WHERE (CAST($1 AS text) IS NULL OR user_id = $1)) AS w
   FULL JOIN (
         SELECT user_id, sum(CASE WHEN type = 'USE' THEN -amount ELSE amount END) AS total
-          FROM point_history WHERE (CAST(:user_id AS text) IS NULL OR user_id = :user_id)
+          FROM point_history WHERE (CAST($1 AS text) IS NULL OR user_id = $1)
          GROUP BY user_id
        ) AS h ON h.user_id = w.user_id
  WHERE coalesce(w.balance, 0) <> coalesce(h.total, 0)
-""")
+"""
 
-PAYMENT_EVENTS_PUBLISHED = text(outbox.PAYMENT_EVENTS_UNPUBLISHED)
-
-REFUNDED_PAYMENT_RELEASED = text("""
+REFUNDED_PAYMENT_RELEASED = """
 SELECT CAST(p.id AS text) AS id,
        concat_ws('; ',
            CASE WHEN s.reservation_id = p.reservation_id
@@ -85,30 +83,30 @@ SELECT CAST(p.id AS text) AS id,
   LEFT JOIN tickets t ON t.payment_id = p.id
  WHERE p.status = 'REFUNDED'
    AND (s.reservation_id = p.reservation_id OR t.status <> 'VOID')
-   AND (CAST(:schedule_id AS uuid) IS NULL OR r.schedule_id = :schedule_id)
-   AND (CAST(:user_id AS text) IS NULL OR p.user_id = :user_id)
-""")
+   AND (CAST($1 AS uuid) IS NULL OR r.schedule_id = $1)
+   AND (CAST($2 AS text) IS NULL OR p.user_id = $2)
+"""
 
 # The saga row is the record of a venue registration: a ticket is CONFIRMED only in
 # the transaction that closes its saga as CONFIRMED.
-CONFIRMED_TICKET_REGISTERED = text("""
+CONFIRMED_TICKET_REGISTERED = """
 SELECT CAST(t.id AS text) AS id,
        CASE WHEN s.payment_id IS NULL THEN 'CONFIRMED without a saga record'
             WHEN s.ticket_id <> t.id THEN 'saga ' || s.payment_id || ' names ticket ' || s.ticket_id
             ELSE 'CONFIRMED but its saga is ' || s.status END AS detail
   FROM tickets t LEFT JOIN ticket_sagas s ON s.payment_id = t.payment_id
  WHERE t.status = 'CONFIRMED' AND (s.status IS DISTINCT FROM 'CONFIRMED' OR s.ticket_id <> t.id)
-   AND (CAST(:schedule_id AS uuid) IS NULL OR t.schedule_id = :schedule_id)
-   AND (CAST(:user_id AS text) IS NULL OR t.user_id = :user_id)
+   AND (CAST($1 AS uuid) IS NULL OR t.schedule_id = $1)
+   AND (CAST($2 AS text) IS NULL OR t.user_id = $2)
 UNION ALL
 SELECT CAST(s.ticket_id AS text), 'saga CONFIRMED but ticket is ' || coalesce(t.status, 'missing')
   FROM ticket_sagas s LEFT JOIN tickets t ON t.id = s.ticket_id
  WHERE s.status = 'CONFIRMED' AND t.status IS DISTINCT FROM 'CONFIRMED'
-   AND (CAST(:schedule_id AS uuid) IS NULL OR t.schedule_id = :schedule_id)
-   AND (CAST(:user_id AS text) IS NULL OR t.user_id = :user_id)
-""")
+   AND (CAST($1 AS uuid) IS NULL OR t.schedule_id = $1)
+   AND (CAST($2 AS text) IS NULL OR t.user_id = $2)
+"""
 
-TABLE_EXISTS = text("SELECT to_regclass(:name) IS NOT NULL")
+TABLE_EXISTS = "SELECT to_regclass($1) IS NOT NULL"
 
 
 @dataclass(frozen=True)
@@ -119,11 +117,17 @@ class Scope:
     user_id: str | None = None
 
 
+Parameter = Literal["schedule_id", "user_id", "grace_seconds"]
+SCHEDULE: tuple[Parameter, ...] = ("schedule_id",)
+SCHEDULE_AND_USER: tuple[Parameter, ...] = ("schedule_id", "user_id")
+
+
 @dataclass(frozen=True)
 class Invariant:
     name: str
     rule: str
-    query: TextClause
+    query: str
+    parameters: tuple[Parameter, ...]  # what $1, $2, ... of `query` are
     # A table written by a later migration or another deployable; absent, the check is skipped.
     needs_table: str | None = None
 
@@ -142,41 +146,41 @@ class Findings:
 
 INVARIANTS = (
     Invariant("sold-seat-backed", "every SOLD seat has one PAID payment and one live ticket",
-              SOLD_SEAT_BACKED),
-    Invariant("seat-sold-once", "no seat has two PAID payments or two live tickets", SEAT_SOLD_ONCE),
+              SOLD_SEAT_BACKED, SCHEDULE),
+    Invariant("seat-sold-once", "no seat has two PAID payments or two live tickets", SEAT_SOLD_ONCE,
+              SCHEDULE),
     Invariant("paid-payment-keeps-seat", "every PAID payment's seat is SOLD to its reservation",
-              PAID_PAYMENT_KEEPS_SEAT),
+              PAID_PAYMENT_KEEPS_SEAT, SCHEDULE_AND_USER),
     Invariant("wallet-matches-history", "each wallet's balance = CHARGE + REFUND - USE of its history",
-              WALLET_MATCHES_HISTORY),
+              WALLET_MATCHES_HISTORY, ("user_id",)),
     Invariant("payment-events-published",
               "every payment's outbox events are published (past the grace period)",
-              PAYMENT_EVENTS_PUBLISHED),
+              outbox.PAYMENT_EVENTS_UNPUBLISHED, ("grace_seconds", "schedule_id", "user_id")),
     Invariant("refunded-payment-released", "no REFUNDED payment kept its seat or a live ticket",
-              REFUNDED_PAYMENT_RELEASED),
+              REFUNDED_PAYMENT_RELEASED, SCHEDULE_AND_USER),
     Invariant("confirmed-ticket-registered",
               "every CONFIRMED ticket was registered, per its saga record",
-              CONFIRMED_TICKET_REGISTERED, needs_table="ticket_sagas"),
+              CONFIRMED_TICKET_REGISTERED, SCHEDULE_AND_USER, needs_table="ticket_sagas"),
 )
 
 
-async def table_exists(conn: AsyncConnection, name: str) -> bool:
-    return bool((await conn.execute(TABLE_EXISTS, {"name": name})).scalar_one())
+async def table_exists(conn: asyncpg.Connection, name: str) -> bool:
+    return bool(await conn.fetchval(TABLE_EXISTS, name))
 
 
 async def find_violations(
-    conn: AsyncConnection, invariant: Invariant, scope: Scope, grace_seconds: float, max_ids: int
+    conn: asyncpg.Connection, invariant: Invariant, scope: Scope, grace_seconds: float, max_ids: int
 ) -> Findings:
     """The first `max_ids` offending ids (ordered) and how many there are in all."""
-    found = invariant.query.columns(column("id", String), column("detail", String)).subquery("found")
+    values = {"schedule_id": scope.schedule_id, "user_id": scope.user_id, "grace_seconds": grace_seconds}
+    arguments = [values[name] for name in invariant.parameters]
+    # Our constants only: the invariant's query and the LIMIT's placeholder number.
     query = (
-        select(found.c.id, found.c.detail, func.count().over().label("total"))
-        .order_by(found.c.id, found.c.detail).limit(max_ids)
+        f"SELECT found.id, found.detail, count(*) OVER () AS total FROM ({invariant.query}) AS found"  # noqa: S608
+        f" ORDER BY found.id, found.detail LIMIT ${len(arguments) + 1}"
     )
-    params: dict[str, object] = {"schedule_id": scope.schedule_id, "user_id": scope.user_id}
-    if ":grace_seconds" in invariant.query.text:
-        params["grace_seconds"] = grace_seconds
-    rows = (await conn.execute(query, params)).all()
+    rows = await conn.fetch(query, *arguments, max_ids)
     return Findings(
-        tuple(Violation(str(row.id), str(row.detail)) for row in rows),
-        int(rows[0].total) if rows else 0,
+        tuple(Violation(str(row["id"]), str(row["detail"])) for row in rows),
+        int(rows[0]["total"]) if rows else 0,
     )

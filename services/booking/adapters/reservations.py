@@ -1,7 +1,7 @@
 """Seat holds in PostgreSQL: the conditional seat update is the guarantee against oversell.
 
-Taking and cancelling a hold run in a unit of work, on asyncpg directly (taking one is a
-hot path); reading and sweeping holds go through SQLAlchemy.
+Taking, cancelling and sweeping holds run in a unit of work, on asyncpg directly (taking
+one is a hot path); reading one goes through SQLAlchemy.
 """
 
 from datetime import datetime
@@ -59,18 +59,18 @@ UPDATE seats SET status = 'AVAILABLE', reservation_id = NULL, held_until = NULL
    AND reservation_id = $1 AND status = 'HELD'
 """
 # Housekeeping only: every reader already treats an expired hold as released.
-SWEEP_EXPIRED = text("""
+SWEEP_EXPIRED = """
 WITH expired AS (
     UPDATE reservations SET status = 'EXPIRED'
-     WHERE id IN (SELECT id FROM reservations WHERE status = 'HELD' AND expires_at <= :now
-                   ORDER BY expires_at LIMIT :limit FOR UPDATE SKIP LOCKED)
+     WHERE id IN (SELECT id FROM reservations WHERE status = 'HELD' AND expires_at <= $1
+                   ORDER BY expires_at LIMIT $2 FOR UPDATE SKIP LOCKED)
     RETURNING id, schedule_id, seat_no
 )
 UPDATE seats s SET status = 'AVAILABLE', reservation_id = NULL, held_until = NULL
   FROM expired e
  WHERE s.schedule_id = e.schedule_id AND s.seat_no = e.seat_no
    AND s.reservation_id = e.id AND s.status = 'HELD'
-""")
+"""
 
 
 class PostgresReservations:
@@ -100,12 +100,16 @@ class PostgresReservations:
         await self._conn.execute(
             RELEASE, reservation.id, status, reservation.schedule_id, reservation.seat_no)
 
+    async def sweep_expired(self, now: datetime, limit: int = 1000) -> int:
+        """Close up to `limit` holds expired at `now` as EXPIRED and free their seats; the
+        count of seats freed."""
+        return _count(await self._conn.execute(SWEEP_EXPIRED, now, limit))
+
 
 async def own(conn: AsyncConnection, reservation_id: UUID, user_id: str) -> Reservation | None:
     row = (await conn.execute(SELECT_OWN, {"id": reservation_id, "user_id": user_id})).first()
     return None if row is None else Reservation(**row._mapping)
 
 
-async def sweep_expired(conn: AsyncConnection, now: datetime, limit: int = 1000) -> int:
-    result = await conn.execute(SWEEP_EXPIRED, {"now": now, "limit": limit})
-    return int(result.rowcount)
+def _count(status: str) -> int:
+    return int(status.rsplit(" ", 1)[-1])

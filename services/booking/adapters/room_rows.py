@@ -5,8 +5,6 @@ from uuid import UUID
 
 import asyncpg
 import orjson
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.booking.domain.waiting_room import Room, RoomPolicy
 
@@ -29,10 +27,10 @@ UPDATE_ROOM = """
 UPDATE waiting_rooms SET admit_per_second = $2, max_active = $3, paused = $4, version = $5
  WHERE concert_id = $1
 """
-SELECT_ROOMS = text("""
+SELECT_ROOMS = """
 SELECT concert_id, admit_per_second, max_active, queue_opens_at, sale_opens_at, paused, version
   FROM waiting_rooms ORDER BY concert_id
-""")
+"""
 
 
 def _room(concert_id: UUID, row: Any) -> Room:
@@ -71,5 +69,5 @@ class PostgresRooms:
                                  policy.max_active, policy.paused, room.version)
 
 
-async def rooms(conn: AsyncConnection) -> list[Room]:
-    return [_room(row.concert_id, row._mapping) for row in await conn.execute(SELECT_ROOMS)]
+async def rooms(conn: asyncpg.Connection) -> list[Room]:
+    return [_room(row["concert_id"], row) for row in await conn.fetch(SELECT_ROOMS)]

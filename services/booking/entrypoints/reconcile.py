@@ -12,6 +12,7 @@ import sys
 from typing import Annotated, Any
 from uuid import UUID
 
+import asyncpg
 import typer
 from redis.exceptions import RedisError
 from rich.console import Console
@@ -53,7 +54,7 @@ async def run_checks(
     try:
         try:
             results = await check_database(engine, scope, grace_seconds, max_ids)
-        except (OSError, SQLAlchemyError) as error:
+        except (OSError, SQLAlchemyError, asyncpg.PostgresError, asyncpg.InterfaceError) as error:
             raise Unreachable(f"PostgreSQL: {_first_line(error)}") from None
         rooms = WaitingRooms(redis, queue_lifetimes(settings), settings.queue_namespace)
         try:

@@ -4,18 +4,17 @@ import asyncio
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.booking.adapters import invariants, room_rows
+from services.booking.adapters.database import driver_connection
 from services.booking.adapters.invariants import Invariant, Scope, Violation
 from services.booking.adapters.waiting_room import WaitingRooms
 
 Status = Literal["ok", "violated", "not checked"]
 ACTIVE_TOKENS = "active-tokens-within-limit"
 # A check scheduled every minute must never pile up behind a slow one.
-SET_TIMEOUT = text("SET LOCAL statement_timeout = '50s'")
-SNAPSHOT = text("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
+SET_TIMEOUT = "SET LOCAL statement_timeout = '50s'"
 
 
 @dataclass(frozen=True)
@@ -32,10 +31,11 @@ async def check_database(
     engine: AsyncEngine, scope: Scope, grace_seconds: float, max_ids: int
 ) -> list[CheckResult]:
     results = []
-    async with engine.connect() as conn:
-        # One snapshot for every query: a payment committing mid-run is seen whole or
-        # not at all, so a check never reports the half it happened to read.
-        await conn.execute(SNAPSHOT)
+    # One snapshot for every query: a payment committing mid-run is seen whole or not
+    # at all, so a check never reports the half it happened to read.
+    async with driver_connection(engine) as conn, conn.transaction(
+        isolation="repeatable_read", readonly=True
+    ):
         await conn.execute(SET_TIMEOUT)
         for invariant in invariants.INVARIANTS:
             if invariant.needs_table and not await invariants.table_exists(conn, invariant.needs_table):
@@ -45,7 +45,6 @@ async def check_database(
             status: Status = "violated" if found.total else "ok"
             results.append(CheckResult(invariant.name, invariant.rule, status, found.violations,
                                        found.total))
-        await conn.rollback()
     return results
 
 
@@ -57,7 +56,7 @@ def _not_checked(invariant: Invariant) -> CheckResult:
 async def check_active_tokens(engine: AsyncEngine, rooms: WaitingRooms) -> CheckResult:
     """Every room's active tokens against its own max_active."""
     rule = "active queue tokens <= the room's max_active"
-    async with engine.connect() as conn:
+    async with driver_connection(engine) as conn:
         if not await invariants.table_exists(conn, "waiting_rooms"):
             note = "not checked: table waiting_rooms does not exist (migrations not applied?)"
             return CheckResult(ACTIVE_TOKENS, rule, "not checked", note=note)
