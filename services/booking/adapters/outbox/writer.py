@@ -4,12 +4,12 @@ takes, and the INSERT that runs alone or as a CTE of the caller's one statement.
 from __future__ import annotations
 
 import dataclasses
-import json
 import uuid
 from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
+import orjson
 
 from services.booking.domain.events import (
     DomainEvent,
@@ -51,12 +51,6 @@ def insert_events_from(parameter: str, *, keyed_by: str | None = None) -> str:
 INSERT_EVENTS = insert_events_from("$1")
 
 
-def _json_default(value: Any) -> str:
-    if isinstance(value, uuid.UUID):
-        return str(value)
-    raise TypeError(f"cannot serialise {type(value).__name__}")
-
-
 def outbox_row(event: DomainEvent, trace_id: str | None) -> dict[str, Any]:
     topic, aggregate_type, aggregate_field = ROUTES[type(event)]
     # Events are flat: a shallow copy, not asdict's deep one (a twentieth of the saga's CPU).
@@ -68,13 +62,15 @@ def outbox_row(event: DomainEvent, trace_id: str | None) -> dict[str, Any]:
         "aggregate_type": aggregate_type,
         "aggregate_id": str(payload[aggregate_field]),
         "trace_id": trace_id,
-        "payload": json.dumps(payload, default=_json_default),
+        # orjson: a tenth of json's time, on the API's payment and the saga's settlement;
+        # str() for the UUIDs asyncpg reads, which orjson does not take as uuid.UUID.
+        "payload": orjson.dumps(payload, default=str).decode(),
     }
 
 
 def rows_parameter(rows: Sequence[dict[str, Any]]) -> str:
     """Outbox rows as the JSON array insert_events_from reads."""
-    return json.dumps(rows, default=str)
+    return orjson.dumps(rows, default=str).decode()
 
 
 async def add_rows(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
