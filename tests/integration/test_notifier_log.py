@@ -17,8 +17,9 @@ from services.booking.config import Settings
 from services.booking.domain.events import NotificationRequested
 from services.booking.domain.ticket_saga import notification
 from services.common.http_resilience import ResiliencePolicy, ResilientCaller, RetryPolicy
-from services.notifier.adapters.delivery_log import LOCK_CLASS, LockLost
+from services.notifier.adapters.delivery_log import LOCK_CLASS
 from services.notifier.adapters.kakao import KakaoAlimTalkClient
+from services.notifier.adapters.lock_connection import LockLost
 from services.notifier.adapters.sms import SmsClient
 from services.notifier.service import NotificationUnknown, Notifier
 from tests.support import KAKAO_KEY, SMS_KEY, Booking, eventually, sql

@@ -11,11 +11,11 @@ one statement takes the locks of the notifications that start together, one open
 their logs, and one records their accepted calls, commits and lets their locks go.
 Each statement commits on its own (asyncpg outside a transaction), one at a time.
 
-The lock is PostgreSQL's, so it goes with the connection: when that connection is
-lost, the deliveries that held a lock on it fail (`LockLost`, an outage, retried)
-and start again on a new one. Two deliveries of one notification in this worker
-take turns here; across workers (a rebalance) the later one finds the lock taken and
-tries again until LOCK_WAIT_SECONDS have passed.
+The lock is PostgreSQL's, so it goes with the connection (lock_connection.py): when
+that connection is lost, the deliveries that held a lock on it fail (`LockLost`, an
+outage, retried) and start again on a new one. Two deliveries of one notification in
+this worker take turns here; across workers (a rebalance) the later one finds the lock
+taken and tries again until LOCK_WAIT_SECONDS have passed.
 """
 
 import asyncio
@@ -26,12 +26,12 @@ from datetime import UTC, datetime
 from typing import Any
 from uuid import UUID
 
-import asyncpg
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from services.booking.domain.events import NotificationRequested
 from services.common.coalescing import Coalescer
 from services.notifier.adapters import directory
+from services.notifier.adapters.lock_connection import LockConnection
 from services.notifier.domain.messages import Channel, Content
 
 # Advisory lock class of notifications (two-key form: other subsystems use other classes).
@@ -108,11 +108,6 @@ UPDATE notifications SET status = $2, channel = $3, reason = $4, updated_at = $5
 # Each accepted call and its notification's end, for all of them, committed before
 # their locks go: one CALL (migration 0006, notification_delivered).
 DELIVERED = "CALL notification_delivered($1, $2, $3, $4, $5, $6, $7, $8)"
-
-
-class LockLost(Exception):
-    """The connection that held the notification's lock was lost, and the lock with it:
-    nothing more is written for this delivery; it starts again (its cause is the outage)."""
 
 
 class NotificationBusy(Exception):
@@ -198,12 +193,7 @@ class DeliveryLogs:
     """The delivery logs of one worker, on one connection that holds their locks."""
 
     def __init__(self, engine: AsyncEngine) -> None:
-        self._engine = engine
-        self._pooled: AsyncConnection | None = None
-        self._conn: asyncpg.Connection | None = None
-        self._generation = 0
-        self._lost: BaseException | None = None
-        self._turn = asyncio.Lock()  # one statement at a time on the connection
+        self._connection = LockConnection(engine)
         self._in_hand: dict[UUID, asyncio.Event] = {}  # locked here; set when let go
         by_notification: Callable[[Any], UUID] = _notification_of
         self._locking = Coalescer(self._lock_many, key=by_notification)
@@ -230,17 +220,11 @@ class DeliveryLogs:
 
     async def run(self, generation: int, method: str, sql: str, *args: Any) -> Any:
         """One statement of the delivery whose lock `generation` holds, on its own."""
-        async with self._statement() as (conn, current):
-            if current != generation:
-                raise self._lock_lost()
-            return await getattr(conn, method)(sql, *args)
+        return await self._connection.run(generation, method, sql, *args)
 
     async def close(self) -> None:
         """Give the connection back (no delivery is in hand: their locks were let go)."""
-        async with self._turn:
-            if self._pooled is not None:
-                await self._pooled.close()
-            self._pooled = self._conn = None
+        await self._connection.close()
 
     async def _acquire(self, notification_id: UUID) -> int:
         delay, waited = LOCK_RETRY_SECONDS[0], 0.0
@@ -253,12 +237,12 @@ class DeliveryLogs:
         return generation
 
     async def _lock_many(self, notification_ids: list[UUID]) -> list[int | None]:
-        async with self._statement() as (conn, generation):
+        async with self._connection.statement() as (conn, generation):
             rows = await conn.fetch(TRY_LOCKS, LOCK_CLASS, [lock_key(each) for each in notification_ids])
         return [generation if row["locked"] else None for row in rows]
 
     async def _unlock_many(self, logs: list[DeliveryLog]) -> list[None]:
-        async with self._statement() as (conn, generation):
+        async with self._connection.statement() as (conn, generation):
             # A lock taken on a connection since lost went with it.
             keys = [lock_key(log.notification_id) for log in logs if log.generation == generation]
             if keys:
@@ -266,7 +250,7 @@ class DeliveryLogs:
         return [None] * len(logs)
 
     async def _open_many(self, openings: list[_Opening]) -> list[Any]:
-        async with self._statement() as (conn, generation):
+        async with self._connection.statement() as (conn, generation):
             live = [each for each in openings if each.log.generation == generation]
             requests = [each.request for each in live]
             rows = iter(await conn.fetch(
@@ -275,10 +259,11 @@ class DeliveryLogs:
                 [r.schedule_id for r in requests], [each.first_channel for each in live],
                 [each.message_id for each in live],
             ) if live else ())
-        return [next(rows) if each.log.generation == generation else self._lock_lost() for each in openings]
+        return [next(rows) if each.log.generation == generation else self._connection.lost()
+                for each in openings]
 
     async def _delivered_many(self, accepted: list[_Accepted]) -> list[Any]:
-        async with self._statement() as (conn, generation):
+        async with self._connection.statement() as (conn, generation):
             live = [each for each in accepted if each.log.generation == generation]
             if live:
                 await conn.execute(
@@ -289,43 +274,7 @@ class DeliveryLogs:
                 )
                 for each in live:
                     each.log.released = True
-        return [None if each.log.generation == generation else self._lock_lost() for each in accepted]
-
-    @asynccontextmanager
-    async def _statement(self) -> AsyncIterator[tuple[asyncpg.Connection, int]]:
-        """The connection, its turn, and which of its lives it is; a statement that loses
-        the connection ends that life, and every lock taken in it."""
-        async with self._turn:
-            conn = await self._connect()
-            try:
-                yield conn, self._generation
-            except BaseException as error:
-                if not _connection_survives(conn, error):
-                    await self._drop(error)
-                raise
-
-    async def _connect(self) -> asyncpg.Connection:
-        if self._conn is None:
-            pooled = await self._engine.connect()
-            raw = await pooled.get_raw_connection()
-            self._pooled, self._conn = pooled, raw.driver_connection
-        return self._conn
-
-    async def _drop(self, error: BaseException) -> None:
-        pooled, conn = self._pooled, self._conn
-        self._pooled = self._conn = None
-        self._generation += 1
-        self._lost = error if isinstance(error, Exception) else ConnectionAbortedError(repr(error))
-        if conn is not None:
-            conn.terminate()
-        if pooled is not None:
-            await pooled.invalidate()  # not back into the pool
-            await pooled.close()
-
-    def _lock_lost(self) -> LockLost:
-        lost = LockLost("the connection holding the notification's lock was lost")
-        lost.__cause__ = self._lost
-        return lost
+        return [None if each.log.generation == generation else self._connection.lost() for each in accepted]
 
 
 def _notification_of(item: Any) -> UUID:
@@ -334,11 +283,3 @@ def _notification_of(item: Any) -> UUID:
     if isinstance(item, DeliveryLog):
         return item.notification_id
     return item.log.notification_id  # type: ignore[no-any-return]
-
-
-def _connection_survives(conn: asyncpg.Connection, error: BaseException) -> bool:
-    """A statement the server refused leaves the session as it was; anything else (the
-    connection closed, the protocol interrupted by a cancel) may not have."""
-    shutdown = (asyncpg.AdminShutdownError, asyncpg.CrashShutdownError, asyncpg.CannotConnectNowError)
-    refused = isinstance(error, asyncpg.PostgresError) and not isinstance(error, shutdown)
-    return refused and not conn.is_closed()
