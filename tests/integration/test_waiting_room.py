@@ -420,17 +420,25 @@ async def test_the_pre_queue_gets_a_random_order_ahead_of_later_arrivals(rooms_s
             late = await _line(booking, concert, late_count)
             everyone = early + [(user, body["token"]) for user, body in late]
 
-            async def released() -> list[dict[str, Any]] | None:
-                # One admission a second moves every place: read until two reads agree, so
-                # the early and late places come from the same moment between two steps.
+            async def released() -> bool:
+                return all(b["status"] != "PRE_QUEUE" for b in await _statuses(booking, everyone))
+
+            await _until(released, "the pre-queue released", seconds=60)
+            # One admission a second moves every place, and reading 75 places takes a while
+            # on a busy machine: pause the room, so that the places stop moving, and read
+            # until two reads agree (a tick already under way may still admit one).
+            admin = auth("room-admin", role="admin")
+            paused = await booking.http.patch(f"/admin/concerts/{concert['id']}/waiting-room",
+                                              json={"paused": True}, headers=admin)
+            assert paused.status_code == 200, paused.text
+
+            async def still() -> list[dict[str, Any]] | None:
                 first = await _statuses(booking, everyone)
                 places = [(b["status"], b["position"]) for b in first]
-                if any(status == "PRE_QUEUE" for status, _ in places):
-                    return None
                 second = await _statuses(booking, everyone)
                 return first if places == [(b["status"], b["position"]) for b in second] else None
 
-            both = await _until(released, "the pre-queue released")
+            both = await _until(still, "the places to stop moving", seconds=60)
             seconds_open = (datetime.now(UTC) - sale).total_seconds()
             snapshot, later = both[:early_count], both[early_count:]
 
