@@ -9,6 +9,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 
 import aiohttp
+import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -17,7 +18,9 @@ from services.booking.config import Settings
 from services.booking.domain.events import NotificationRequested
 from services.booking.domain.ticket_saga import notification
 from services.common.http_resilience import ResiliencePolicy, ResilientCaller, RetryPolicy
-from services.notifier.adapters.delivery_log import LOCK_CLASS
+from services.common.settings_types import asyncpg_dsn
+from services.notifier.adapters import delivery_log
+from services.notifier.adapters.delivery_log import LOCK_CLASS, NotificationBusy, lock_key
 from services.notifier.adapters.kakao import KakaoAlimTalkClient
 from services.notifier.adapters.lock_connection import LockLost
 from services.notifier.adapters.sms import SmsClient
@@ -168,6 +171,30 @@ async def test_a_delivery_whose_lock_is_lost_mid_call_stops_and_its_retry_sends_
     assert [call.outcome for call in kakao_server.calls() if call.key == mine] == ["accepted", "duplicate"]
     assert [call for call in sms_server.calls() if call.key == mine] == []
     await assert_no_lock_held(settings)
+
+
+async def test_a_lock_held_elsewhere_past_the_wait_gives_up_without_a_call(
+    booking: Booking, settings: Settings, notifier: tuple[Notifier, AsyncEngine],
+    kakao_server: SimulatorServer, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another session keeps the notification's lock: the delivery tries again, then gives
+    up (retried by the consumer) without calling a provider or stalling the others."""
+    service, _ = notifier
+    held, other = await confirmation(booking, settings), await confirmation(booking, settings)
+    monkeypatch.setattr(delivery_log, "LOCK_WAIT_SECONDS", 0.3)
+    holder = await asyncpg.connect(asyncpg_dsn(settings.database_dsn))
+    try:
+        await holder.execute("SELECT pg_advisory_lock($1, $2)", LOCK_CLASS, lock_key(held.notification_id))
+        outcomes = await asyncio.gather(service.deliver(held), service.deliver(other),
+                                        return_exceptions=True)
+    finally:
+        await holder.close()
+
+    assert isinstance(outcomes[0], NotificationBusy), outcomes[0]
+    assert outcomes[1] == "delivered:kakao"  # the shared connection was not stalled
+    assert [c for c in kakao_server.calls() if c.key == str(held.notification_id)] == []
+    await assert_no_lock_held(settings)
+    assert await service.deliver(held) == "delivered:kakao"
 
 
 async def test_a_notification_whose_user_is_gone_is_refused_and_its_lock_released(
