@@ -19,7 +19,7 @@ taken and tries again until LOCK_WAIT_SECONDS have passed.
 """
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -195,11 +195,11 @@ class DeliveryLogs:
     def __init__(self, engine: AsyncEngine) -> None:
         self._connection = LockConnection(engine)
         self._in_hand: dict[UUID, asyncio.Event] = {}  # locked here; set when let go
-        by_notification: Callable[[Any], UUID] = _notification_of
-        self._locking = Coalescer(self._lock_many, key=by_notification)
-        self.opening = Coalescer(self._open_many, key=by_notification)
-        self.delivering = Coalescer(self._delivered_many, key=by_notification)
-        self._unlocking = Coalescer(self._unlock_many, key=by_notification)
+        # Each call names one notification; two calls for one never share a statement.
+        self._locking = Coalescer(self._lock_many, key=lambda notification_id: notification_id)
+        self.opening = Coalescer(self._open_many, key=lambda each: each.log.notification_id)
+        self.delivering = Coalescer(self._delivered_many, key=lambda each: each.log.notification_id)
+        self._unlocking = Coalescer(self._unlock_many, key=lambda log: log.notification_id)
 
     @asynccontextmanager
     async def exclusive(self, notification_id: UUID) -> AsyncIterator[DeliveryLog]:
@@ -275,11 +275,3 @@ class DeliveryLogs:
                 for each in live:
                     each.log.released = True
         return [None if each.log.generation == generation else self._connection.lost() for each in accepted]
-
-
-def _notification_of(item: Any) -> UUID:
-    if isinstance(item, UUID):
-        return item
-    if isinstance(item, DeliveryLog):
-        return item.notification_id
-    return item.log.notification_id  # type: ignore[no-any-return]
