@@ -157,3 +157,34 @@ async def test_close_cancels_what_does_not_finish_in_the_grace_and_releases_none
 def test_the_limit_is_at_least_one() -> None:
     with pytest.raises(ValueError, match="at least 1"):
         OrderedConcurrency(limit=0)
+
+
+async def test_room_for_a_group_waits_until_the_whole_group_fits() -> None:
+    runner = OrderedConcurrency(limit=4)
+    gates = {number: asyncio.Event() for number in range(4)}
+    released = {number: asyncio.Event() for number in range(4)}
+
+    def release(number: int):
+        async def run() -> None:
+            released[number].set()
+        return run
+
+    for number in range(4):
+        await runner.submit(lane=number, key=number, work=gates[number].wait, release=release(number))
+    room = asyncio.create_task(runner.room_for(2))
+    gates[0].set()
+    await asyncio.wait_for(released[0].wait(), 5)
+    await asyncio.sleep(0)
+    assert not room.done()  # one slot is free, the group needs two
+    gates[1].set()
+    await asyncio.wait_for(room, 5)
+    assert released[1].is_set()
+    # A group larger than the limit waits for every slot, and no more.
+    bigger = asyncio.create_task(runner.room_for(10))
+    gates[2].set()
+    await asyncio.wait_for(released[2].wait(), 5)
+    await asyncio.sleep(0)
+    assert not bigger.done()
+    gates[3].set()
+    await asyncio.wait_for(bigger, 5)
+    assert await runner.drain(within=5)

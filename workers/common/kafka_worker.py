@@ -2,7 +2,8 @@
 
 Nothing stands between the broker and the handler: `getmany` takes up to
 PREFETCH_MESSAGES, each goes to `OrderedConcurrency` (one key at a time, released in
-offset order), and the released offsets are committed every
+offset order) in groups of half the messages a worker may hold, each group once it
+fits whole, and the released offsets are committed every
 CONSUMER_COMMIT_INTERVAL_SECONDS, when partitions are taken away and at the end. So a
 crash never commits past a message still in hand; it can only repeat messages that
 were handled, which every handler absorbs.
@@ -11,6 +12,11 @@ faust did the same with a consumer thread, a stream and an agent in between, and
 the workers about 0.7 ms of CPU a message on top of the handler (the token-expiry
 worker, whose handler is one Redis call, spent 0.9 ms a payment) and 1.7 % of a core
 each while idle.
+
+Groups: a worker that is behind has every slot taken, and a message admitted as soon as
+one slot frees starts alone. Its statements then share nothing (the notifier's
+coalesced statements carried 1.6 notifications each). Admitted half a worker's slots at
+a time, the messages of a group start together and share them (9.5 each).
 """
 
 from __future__ import annotations
@@ -88,6 +94,7 @@ class KafkaWorker(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka.
         self._topics = list(topics)
         self._handler = handler
         self._in_hand = OrderedConcurrency(concurrency)
+        self._group_size = max(1, concurrency // 2)  # see "Groups" above
         self._offsets = ReleasedOffsets()
         self._stopping = asyncio.Event()
         self._kafka: AIOKafkaConsumer | None = None
@@ -156,8 +163,13 @@ class KafkaWorker(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka.
 
     async def _consume(self, kafka: AIOKafkaConsumer) -> None:
         while True:
-            for partition, records in (await kafka.getmany(timeout_ms=1000)).items():
-                for record in records:
+            polled = [(partition, record)
+                      for partition, records in (await kafka.getmany(timeout_ms=1000)).items()
+                      for record in records]
+            for start in range(0, len(polled), self._group_size):
+                group = polled[start:start + self._group_size]
+                await self._in_hand.room_for(len(group))
+                for partition, record in group:
                     await self._submit(partition, record)
 
     async def _submit(self, partition: TopicPartition, record: ConsumerRecord[bytes, bytes]) -> None:

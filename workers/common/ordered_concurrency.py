@@ -31,7 +31,10 @@ class OrderedConcurrency:
     def __init__(self, limit: int) -> None:
         if limit < 1:
             raise ValueError("limit must be at least 1")
+        self._limit = limit
         self._slots = asyncio.Semaphore(limit)
+        self._busy = 0
+        self._room: tuple[int, asyncio.Future[None]] | None = None
         self._last_of_key: dict[Hashable, asyncio.Future[None]] = {}
         self._last_of_lane: dict[Hashable, asyncio.Future[None]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
@@ -40,6 +43,21 @@ class OrderedConcurrency:
     @property
     def in_hand(self) -> int:
         return len(self._tasks)
+
+    async def room_for(self, count: int) -> None:
+        """Wait until `count` slots (at most all of them) are free at the same time.
+
+        Submitting a group only once it fits lets its messages start together, and so
+        share their statements, instead of starting one by one as single slots free up.
+        """
+        count = min(count, self._limit)
+        while self._limit - self._busy < count:
+            room = asyncio.get_running_loop().create_future()
+            self._room = (count, room)
+            try:
+                await room
+            finally:
+                self._room = None
 
     async def submit(self, lane: Hashable, key: Hashable | None, work: Work, release: Release) -> None:
         """Start `work` once a slot is free; `release` runs when its lane's order allows.
@@ -50,6 +68,7 @@ class OrderedConcurrency:
         """
         self._raise_failure()
         await self._slots.acquire()
+        self._busy += 1
         self._raise_failure()
         loop = asyncio.get_running_loop()
         handled: asyncio.Future[None] = loop.create_future()
@@ -93,7 +112,9 @@ class OrderedConcurrency:
             await release()
             released.set_result(None)
         finally:
+            self._busy -= 1
             self._slots.release()
+            self._wake_room()
 
     def _finished(
         self, task: asyncio.Task[None], lane: Hashable, key: Hashable | None,
@@ -111,6 +132,13 @@ class OrderedConcurrency:
         for future in (handled, released):
             if not future.done():
                 future.cancel()
+
+    def _wake_room(self) -> None:
+        if self._room is None:
+            return
+        wanted, room = self._room
+        if self._limit - self._busy >= wanted and not room.done():
+            room.set_result(None)
 
     def _raise_failure(self) -> None:
         if self._failure is not None:
