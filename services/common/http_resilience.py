@@ -7,9 +7,11 @@ explicit: `Accepted` (2xx), `Rejected` (a definite 4xx answer: not retried, not 
 breaker failure), or an exception, `TransientFailure` (5xx, 429, timeouts or
 connection errors outlasted every attempt) or `BreakerOpen` (nothing was sent).
 
-The client is aiohttp's: measured here, posting a venue registration to a local
-server costs the caller 0.13-0.17 ms of CPU with aiohttp and 1.5 ms with httpx
-(3,000 requests, 8 at once), and the workers make one such call per event.
+The client is pyreqwest's (Rust's reqwest): the workers make one such call per
+event, and it costs the caller less CPU than aiohttp's, measured with 20,000 posts
+of a Kakao-sized body to a local server, in µs of client CPU per request (median of
+3 runs; sequential / 32 at once): aiohttp 307 / 227, pyreqwest 205 / 100, aiosonic
+336 / 229; httpx costs ten times aiohttp's.
 """
 
 import asyncio
@@ -17,13 +19,15 @@ import functools
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 
-import aiohttp
 import orjson
+from pyreqwest.client import Client, ClientBuilder
+from pyreqwest.exceptions import RequestError
 
 from services.common.breaker import AsyncCircuitBreaker, BreakerOpen
 from services.common.provider_metrics import PROVIDER_ATTEMPT_DURATION, PROVIDER_ATTEMPTS, PROVIDER_CALLS
@@ -40,6 +44,7 @@ __all__ = [
     "RetryPolicy",
     "TransientFailure",
     "parse_retry_after",
+    "provider_http",
 ]
 
 log = logging.getLogger(__name__)
@@ -147,6 +152,17 @@ def parse_retry_after(value: str | None) -> float | None:
     return max(0.0, (when - datetime.now(UTC)).total_seconds())
 
 
+@asynccontextmanager
+async def provider_http() -> AsyncIterator[Client]:
+    """The HTTP client a process shares among its providers' `ResilientCaller`s.
+
+    Proxies named in the environment are not used, so that nothing sits between a worker
+    and a provider it was told to call.
+    """
+    async with ClientBuilder().no_proxy().build() as client:
+        yield client
+
+
 def _decoded(body: bytes) -> object:
     try:
         return orjson.loads(body)
@@ -158,19 +174,20 @@ class ResilientCaller:
     """Call one provider through its rate limit, timeout, retries and breaker.
 
     Keep one per provider per process: the breaker and the rate limit only mean
-    something when every call to that provider shares them. The aiohttp session is
-    borrowed, not owned; whoever opened it closes it.
+    something when every call to that provider shares them. The HTTP client
+    (`provider_http`) is borrowed, not owned; whoever opened it closes it.
     """
 
     def __init__(
         self,
         provider: str,
-        client: aiohttp.ClientSession,
+        client: Client,
         policy: ResiliencePolicy | None = None,
     ) -> None:
         self.provider = provider
         self.policy = policy or ResiliencePolicy()
         self._client = client
+        self._timeout = timedelta(seconds=self.policy.timeout)
         self._bucket = TokenBucket(self.policy.rate_per_second, self.policy.burst)
         self.breaker = AsyncCircuitBreaker(
             provider,
@@ -217,15 +234,15 @@ class ResilientCaller:
         await self._bucket.acquire()
         started = time.perf_counter()
         try:
-            # The whole attempt, from connecting to the last byte of the answer.
-            async with asyncio.timeout(self.policy.timeout):
-                async with self._client.post(url, data=orjson.dumps(payload),
-                                             headers={**headers, **_JSON}) as response:
-                    status, body = response.status, await response.read()
-                    retry_after = response.headers.get("Retry-After")
-        except TimeoutError as error:  # aiohttp's own timeouts are TimeoutErrors too
+            # The timeout bounds the whole attempt, from connecting to the last byte of the answer.
+            request = (self._client.post(url).headers({**headers, **_JSON}).body_bytes(orjson.dumps(payload))
+                       .timeout(self._timeout).build())
+            response = await request.send()
+            status, body = response.status, bytes(await response.bytes())
+            retry_after = response.get_header("Retry-After")
+        except TimeoutError as error:  # every pyreqwest timeout is a TimeoutError
             raise self._failed_attempt(_TransientAttempt("timeout")) from error
-        except aiohttp.ClientError as error:
+        except RequestError as error:  # could not connect, or the connection broke
             raise self._failed_attempt(_TransientAttempt("connection_error")) from error
         finally:
             PROVIDER_ATTEMPT_DURATION.labels(self.provider).observe(time.perf_counter() - started)

@@ -8,7 +8,6 @@ import uuid
 from collections import Counter
 from collections.abc import AsyncIterator
 
-import aiohttp
 import asyncpg
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -17,7 +16,7 @@ from services.booking.adapters.database import create_engine
 from services.booking.config import Settings
 from services.booking.domain.events import NotificationRequested
 from services.booking.domain.ticket_saga import notification
-from services.common.http_resilience import ResiliencePolicy, ResilientCaller, RetryPolicy
+from services.common.http_resilience import ResiliencePolicy, ResilientCaller, RetryPolicy, provider_http
 from services.common.settings_types import asyncpg_dsn
 from services.notifier.adapters import delivery_log
 from services.notifier.adapters.delivery_log import LOCK_CLASS, NotificationBusy, lock_key
@@ -39,7 +38,7 @@ POLICY = ResiliencePolicy(timeout=2.0, retry=RetryPolicy(max_attempts=2, base_de
 async def notifier(settings: Settings, kakao_server: SimulatorServer,
                    sms_server: SimulatorServer) -> AsyncIterator[tuple[Notifier, AsyncEngine]]:
     engine = create_engine(settings)
-    async with aiohttp.ClientSession() as http:
+    async with provider_http() as http:
         service = Notifier(
             engine,
             KakaoAlimTalkClient(ResilientCaller("kakao", http, POLICY), base_url=kakao_server.base_url,

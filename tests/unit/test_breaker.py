@@ -5,7 +5,6 @@ import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import aiohttp
 import pytest
 from aiohttp import web
 from prometheus_client import REGISTRY
@@ -17,6 +16,7 @@ from services.common.http_resilience import (
     ResilientCaller,
     RetryPolicy,
     TransientFailure,
+    provider_http,
 )
 
 pytestmark = pytest.mark.unit
@@ -171,7 +171,7 @@ async def provider_answering(statuses: list[int]) -> AsyncIterator[tuple[str, li
 async def test_a_definite_4xx_is_not_a_breaker_failure_but_a_5xx_is() -> None:
     policy = ResiliencePolicy(retry=RetryPolicy(max_attempts=1), breaker_fail_max=1)
     async with provider_answering([400, 400, 400, 503, 200]) as (url, requests), \
-            aiohttp.ClientSession() as client:
+            provider_http() as client:
         caller = ResilientCaller(provider_name(), client, policy)
         for _ in range(3):
             outcome = await caller.post_json(url, {"message_id": "m-1"})

@@ -8,12 +8,10 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import aiohttp
-
 from services.booking.domain.events import NotificationRequested
 from services.common import topics
 from services.common.envelope import Envelope
-from services.common.http_resilience import ResilientCaller
+from services.common.http_resilience import ResilientCaller, provider_http
 from services.notifier.adapters.kakao import KakaoAlimTalkClient
 from services.notifier.adapters.sms import SmsClient
 from services.notifier.config import Settings
@@ -38,7 +36,7 @@ async def notifier_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
         settings.database_dsn, pool_size=settings.notifier_db_pool_size, application_name=group
     )
     try:
-        async with aiohttp.ClientSession() as http, dead_letter_producer(settings, group) as producer:
+        async with provider_http() as http, dead_letter_producer(settings, group) as producer:
             callers = (ResilientCaller("kakao", http, settings.kakao_policy),
                        ResilientCaller("sms", http, settings.sms_policy))
             kakao = KakaoAlimTalkClient(

@@ -9,15 +9,13 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
-import aiohttp
-
 from services.booking.adapters.venue_client import VenueClient
 from services.booking.domain.errors import BalanceLimitExceeded
 from services.booking.domain.events import PaymentCompleted
 from services.booking.service_layer.saga import PaymentUnknown, TicketSaga
 from services.common import topics
 from services.common.envelope import Envelope
-from services.common.http_resilience import ResilientCaller
+from services.common.http_resilience import ResilientCaller, provider_http
 from workers.common.breaker_publisher import publishing_breaker_states
 from workers.common.consumer import EventConsumer, Route
 from workers.common.consumer_main import consumer_policy, run_consumer_part
@@ -39,7 +37,7 @@ async def saga_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
         settings.database_dsn, pool_size=settings.saga_db_pool_size, application_name=group
     )
     try:
-        async with aiohttp.ClientSession() as http, dead_letter_producer(settings, group) as producer:
+        async with provider_http() as http, dead_letter_producer(settings, group) as producer:
             caller = ResilientCaller("venue", http, settings.venue_policy)
             venue = VenueClient(caller, base_url=str(settings.venue_api_url))
             saga = TicketSaga(engine, venue, settings.venue_breaker_reset_seconds)
