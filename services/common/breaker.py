@@ -166,6 +166,8 @@ class AsyncCircuitBreaker:
         return False
 
     def _record_success(self) -> None:
+        if self._breaker.current_state == pybreaker.STATE_CLOSED and not self._breaker.fail_counter:
+            return  # what pybreaker would do: nothing to reset, no state to change
         # A late success while open (another call tripped it meanwhile) is refused
         # by pybreaker with CircuitBreakerError; the breaker simply stays open.
         with contextlib.suppress(pybreaker.CircuitBreakerError):

@@ -30,7 +30,12 @@ from pyreqwest.client import Client, ClientBuilder
 from pyreqwest.exceptions import RequestError
 
 from services.common.breaker import AsyncCircuitBreaker, BreakerOpen
-from services.common.provider_metrics import PROVIDER_ATTEMPT_DURATION, PROVIDER_ATTEMPTS, PROVIDER_CALLS
+from services.common.provider_metrics import (
+    PROVIDER_ATTEMPT_DURATION,
+    PROVIDER_ATTEMPTS,
+    PROVIDER_CALLS,
+    ProviderChildren,
+)
 from services.common.rate_limit import TokenBucket
 
 __all__ = [
@@ -188,6 +193,9 @@ class ResilientCaller:
         self.policy = policy or ResiliencePolicy()
         self._client = client
         self._timeout = timedelta(seconds=self.policy.timeout)
+        self._durations = PROVIDER_ATTEMPT_DURATION.labels(provider)
+        self._attempts = ProviderChildren(PROVIDER_ATTEMPTS, provider)
+        self._calls = ProviderChildren(PROVIDER_CALLS, provider)
         self._bucket = TokenBucket(self.policy.rate_per_second, self.policy.burst)
         self.breaker = AsyncCircuitBreaker(
             provider,
@@ -245,7 +253,7 @@ class ResilientCaller:
         except RequestError as error:  # could not connect, or the connection broke
             raise self._failed_attempt(_TransientAttempt("connection_error")) from error
         finally:
-            PROVIDER_ATTEMPT_DURATION.labels(self.provider).observe(time.perf_counter() - started)
+            self._durations.observe(time.perf_counter() - started)
         return self._classify(status, body, retry_after, attempt)
 
     def _classify(self, status: int, body: bytes, retry_after: str | None, attempt: int) -> Outcome:
@@ -253,13 +261,13 @@ class ResilientCaller:
             reason = "throttled" if status == TOO_MANY_REQUESTS else "server_error"
             raise self._failed_attempt(_TransientAttempt(reason, status, parse_retry_after(retry_after)))
         if 200 <= status < 300:
-            PROVIDER_ATTEMPTS.labels(self.provider, "accepted").inc()
+            self._attempts["accepted"].inc()
             return Accepted(status, _decoded(body), attempt)
-        PROVIDER_ATTEMPTS.labels(self.provider, "rejected").inc()
+        self._attempts["rejected"].inc()
         return Rejected(status, _decoded(body), attempt)
 
     def _failed_attempt(self, failure: _TransientAttempt) -> _TransientAttempt:
-        PROVIDER_ATTEMPTS.labels(self.provider, failure.reason).inc()
+        self._attempts[failure.reason].inc()
         return failure
 
     async def _pause(self, attempt: int, failure: _TransientAttempt) -> None:
@@ -281,4 +289,4 @@ class ResilientCaller:
         await asyncio.sleep(delay)
 
     def _count_call(self, outcome: str) -> None:
-        PROVIDER_CALLS.labels(self.provider, outcome).inc()
+        self._calls[outcome].inc()

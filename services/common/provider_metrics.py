@@ -4,6 +4,8 @@ Defined once here because the default registry refuses a second metric of the
 same name; every caller and breaker labels them with its provider.
 """
 
+from typing import Any
+
 from prometheus_client import Counter, Gauge, Histogram
 
 PROVIDER_CIRCUIT_BREAKER_STATE = Gauge(
@@ -31,3 +33,22 @@ PROVIDER_ATTEMPT_DURATION = Histogram(
     ["provider"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 3.0, 5.0, 10.0),
 )
+
+
+class ProviderChildren:
+    """One provider's children of a metric labelled (provider, outcome), each made once.
+
+    `labels()` looks its child up anew on every call, a few microseconds each, and a
+    provider call counts two or three outcomes.
+    """
+
+    def __init__(self, metric: Counter, provider: str) -> None:
+        self._metric = metric
+        self._provider = provider
+        self._children: dict[str, Any] = {}
+
+    def __getitem__(self, outcome: str) -> Any:
+        child = self._children.get(outcome)
+        if child is None:
+            child = self._children[outcome] = self._metric.labels(self._provider, outcome)
+        return child
