@@ -1,8 +1,10 @@
 """The load generator's own cost, beside aiohttp's and httpx's, against a server that
 does nothing: the CPU a client spends per request is CPU the system under test loses.
+Also the workers' provider call (`ResilientCaller.post_json`, everything around the
+request included), which each saga and notifier message makes once.
 
     python -m bench.calibration server PORT
-    python -m bench.calibration client (raw|aiohttp|httpx) PORT REQUESTS
+    python -m bench.calibration client (raw|aiohttp|httpx|provider) PORT REQUESTS
 """
 
 from __future__ import annotations
@@ -91,14 +93,29 @@ async def _httpx(port: int, count: int) -> None:
         await asyncio.gather(*(user(count // CONCURRENCY) for _ in range(CONCURRENCY)))
 
 
+async def _provider(port: int, count: int) -> None:
+    from services.common.http_resilience import ResiliencePolicy, ResilientCaller, provider_http
+
+    async with provider_http() as client:
+        # No rate limit to wait for: the client's cost alone.
+        caller = ResilientCaller("calibration", client, ResiliencePolicy(rate_per_second=1e9, burst=10**6))
+
+        async def user(n: int) -> None:
+            for _ in range(n):
+                await caller.post_json(f"http://127.0.0.1:{port}/payments", BODY, headers=HEADERS)
+
+        await asyncio.gather(*(user(count // CONCURRENCY) for _ in range(CONCURRENCY)))
+
+
 CLIENTS: dict[str, Callable[[int, int], Coroutine[Any, Any, None]]] = {
-    "raw": _raw, "aiohttp": _aiohttp, "httpx": _httpx,
+    "raw": _raw, "aiohttp": _aiohttp, "httpx": _httpx, "provider": _provider,
 }
 
 
 def measure(kind: str, port: int, count: int) -> dict[str, float]:
     run = CLIENTS[kind]
     uvloop.run(run(port, min(count, 2_000)))  # warm-up: imports, connections
+    # Every thread's CPU: pyreqwest (the provider caller) sends from threads of its own.
     cpu, wall = time.process_time(), time.perf_counter()
     uvloop.run(run(port, count))
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall

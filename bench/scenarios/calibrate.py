@@ -1,4 +1,5 @@
-"""Calibrate: what the load generator costs per request, beside aiohttp and httpx."""
+"""Calibrate: what the load generator costs per request, beside aiohttp and httpx, and
+what the workers' provider call costs."""
 
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ import time
 from bench.report import ROOT, Outcome
 from workers.devstack.processes import free_port
 
-REQUESTS = {"raw": 50_000, "aiohttp": 20_000, "httpx": 5_000}
+REQUESTS = {"raw": 50_000, "aiohttp": 20_000, "httpx": 5_000, "provider": 20_000}
+NAMES = {"raw": "bench.httpclient (used)", "provider": "workers' ResilientCaller.post_json"}
 
 
 def run(options: argparse.Namespace) -> Outcome:
@@ -27,7 +29,7 @@ def run(options: argparse.Namespace) -> Outcome:
                 cwd=ROOT, capture_output=True, text=True, check=True,
             )
             figures = json.loads(done.stdout)
-            name = "bench.httpclient (used)" if kind == "raw" else kind
+            name = NAMES.get(kind, kind)
             outcome.add(f"{name}: client CPU per request",
                         f"{figures['cpu_us_per_request']:,.0f} µs "
                         f"({figures['requests_per_second']:,.0f} req/s, 50 connections)")
