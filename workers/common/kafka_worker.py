@@ -61,6 +61,15 @@ SHUTDOWN_GRACE_SECONDS = 5.0
 ASSIGNED = "partitions assigned"
 
 
+def admission_group(concurrency: int) -> int:
+    """How many messages of a poll are admitted together (see "Groups" above).
+
+    A message stuck in hand keeps its slot, and a group waits until it fits whole: the
+    reading therefore stops after `concurrency - group + 1` to `concurrency` messages.
+    """
+    return max(1, concurrency // 2)
+
+
 class ReleasedOffsets:
     """Per partition, the offset after the last message released: what may be committed."""
 
@@ -94,7 +103,7 @@ class KafkaWorker(ConsumerRebalanceListener):  # type: ignore[misc]  # aiokafka.
         self._topics = list(topics)
         self._handler = handler
         self._in_hand = OrderedConcurrency(concurrency)
-        self._group_size = max(1, concurrency // 2)  # see "Groups" above
+        self._group_size = admission_group(concurrency)
         self._offsets = ReleasedOffsets()
         self._stopping = asyncio.Event()
         self._kafka: AIOKafkaConsumer | None = None
