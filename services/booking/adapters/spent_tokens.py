@@ -50,7 +50,7 @@ class Backlog:
 async def create_pool(database_url: str, size: int = 2) -> asyncpg.Pool:
     """A pool that connects on first use: a PostgreSQL still starting fails a sweep, not the start."""
     return await asyncpg.create_pool(
-        asyncpg_dsn(database_url), min_size=0, max_size=size, command_timeout=30,
+        asyncpg_dsn(database_url), min_size=0, max_size=size, command_timeout=30, timeout=5,
         server_settings=SERVER_SETTINGS,
     )
 
