@@ -134,15 +134,16 @@ def inconsistent_wallets(stack: RunningStack, prefix: str, charged: int) -> int:
 
 
 def seconds_until_drained(stack: RunningStack, patience: float = 60.0) -> float | None:
-    """Seconds from now until the workers have caught up: the outbox published and every
-    consumer group's committed offset at the end of what it reads; None past `patience`."""
+    """Seconds from now until the workers have caught up: the outbox published, every spent
+    queue token swept and every consumer group's committed offset at the end of what it
+    reads; None past `patience`."""
     prefix = stack.env.get("CONSUMER_GROUP_PREFIX", "booking")
     offsets = BrokerOffsets(stack.env["KAFKA_BOOTSTRAP_SERVERS"], consumer_groups(prefix), timeout=5)
     started = time.monotonic()
     while time.monotonic() - started < patience:
-        unpublished = sql(stack, "SELECT count(*) AS n FROM outbox WHERE published_at IS NULL"
-                                 " AND dead_at IS NULL")[0]["n"]
-        if unpublished == 0 and not any(asyncio.run(offsets.read()).lag.values()):
+        waiting = sql(stack, "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL"
+                             " AND dead_at IS NULL) + (SELECT count(*) FROM spent_queue_tokens) AS n")[0]["n"]
+        if waiting == 0 and not any(asyncio.run(offsets.read()).lag.values()):
             return time.monotonic() - started
         time.sleep(0.5)
     return None

@@ -8,7 +8,7 @@ PARTS = {
     "relay": ("workers.outbox_relay.__main__", "outbox relay: publish committed events to Kafka"),
     "saga": ("workers.saga.__main__", "ticket saga: venue registration or refund (consumer)"),
     "notifier": ("workers.notifier.__main__", "notifications: Kakao AlimTalk, then SMS (consumer)"),
-    "token-expiry": ("workers.token_expiry.__main__", "apply queue-token expiry events to Redis (consumer)"),
+    "token-expiry": ("workers.token_expiry.__main__", "remove paid queue tokens from Redis (sweeper)"),
     "sagas": ("workers.saga.status", "show ticket saga state per payment (admin view)"),
 }
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from bench.chaos.client import Customers
 from bench.chaos.ledger import database_facts
-from bench.chaos.system import CONSUMERS, System
+from bench.chaos.system import CONSUMERS, WORKERS, System
 from services.common.kafka import KafkaSettings, ensure_topics, system_topics
 
 Action = Callable[[], Awaitable[None]]
@@ -52,9 +52,9 @@ class Faults:
     paying_at_kill: dict[str, int] = field(default_factory=dict)  # API part -> payments it had
 
     def timeline(self) -> list[Fault]:
-        first = {kind: self.system.of_kind(kind)[0].name for kind in ("api", "relay", *CONSUMERS)}
-        last = {kind: self.system.of_kind(kind)[-1].name for kind in ("api", "relay", *CONSUMERS)}
-        workers = ("relay", *CONSUMERS)
+        first = {kind: self.system.of_kind(kind)[0].name for kind in ("api", "relay", *WORKERS)}
+        last = {kind: self.system.of_kind(kind)[-1].name for kind in ("api", "relay", *WORKERS)}
+        workers = ("relay", *WORKERS)
         lease = SEAT_LOCK_LEASE_SECONDS
         return [
             Fault("kakao-down", 0.04, "Kakao answers 503 (SMS takes over)",
@@ -79,7 +79,7 @@ class Faults:
             Fault("redis-restart", 0.50, "restart Redis (the waiting room is lost)", self.restart_redis),
             Fault("kakao-fast", 0.54, "Kakao answers at once again", self.provider("kakao", mode="ok")),
             Fault("workers-kill", 0.57, "SIGKILL saga, notifier, token-expiry",
-                  self.kill([first[kind] for kind in CONSUMERS])),
+                  self.kill([first[kind] for kind in WORKERS])),
             Fault("redis-freeze", 0.61,
                   f"freeze Redis {lease + 4:.0f} s, past the {lease:.0f} s seat-lock lease",
                   self.freeze("redis", lease + 4)),

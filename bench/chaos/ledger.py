@@ -2,7 +2,7 @@
 duplicated and stuck counts, and the duplicates idempotency absorbed shown apart.
 
 Sources: the database (payments, outbox, processed events, sagas, tickets, refunds,
-notifications), the provider simulators' call records (what reached the outside
+notifications, spent queue tokens), the provider simulators' call records (what reached the outside
 world), the consumer groups' lag on the broker, the workers' JSON logs (outcomes),
 and what the client was told: every customer's answers must match the database (a
 201's payment exists and is the customer's only one; a customer told nothing, a 5xx or
@@ -61,7 +61,9 @@ SELECT
    AS notifications_unconsumed,
  (SELECT count(*) FROM notifications WHERE status IN ('DELIVERED', 'SKIPPED')) AS notifications_final,
  (SELECT count(*) FROM notifications WHERE status IN ('PENDING', 'FAILED')) AS notifications_open,
- (SELECT count(*) FROM outbox WHERE event_type = 'QueueTokenExpired') AS token_events,
+ (SELECT count(*) FROM outbox WHERE event_type = 'PaymentCompleted'
+    AND payload->>'queue_token' IS NOT NULL) AS tokens_spent,
+ (SELECT count(*) FROM spent_queue_tokens) AS tokens_waiting,
  (SELECT count(*) FROM seats WHERE status = 'SOLD') AS seats_sold,
  (SELECT count(*) FROM wallets) AS wallets
 """
@@ -106,7 +108,7 @@ async def consumer_offsets(kafka: str, groups: dict[str, tuple[str, str]]) -> di
     try:
         found = {}
         # Asked of the broker: consumer.topics() does not fill the cache partitions_for_topic
-        # reads, which then knew only some topics (token-expiry's lag and offsets read 0).
+        # reads, which then knew only some topics (one group's lag and offsets read 0).
         described = {d["topic"]: d for d in await admin.describe_topics([t for _, t in groups.values()])}
         for part, (group, topic) in groups.items():
             partitions = [TopicPartition(topic, p["partition"]) for p in described[topic]["partitions"]]
@@ -268,9 +270,10 @@ def build(e: Evidence) -> Ledger:
         Row("notifications sent once", len(delivered), len(delivered & set(sent)),
             lost=len(delivered - set(sent)), duplicated=_over_one(sent),
             note="exactly one provider accepted each"),
-        Row("token-expiry consumed", f["token_events"], e.consumed.get("token-expiry", 0),
-            stuck=e.lag.get("token-expiry", 0),
-            note="offsets committed since the broker restart; stuck = lag"),
+        # A payment writes its spent-token row in the statement that writes its event; the
+        # sweeper deletes the row only after Redis let the token go.
+        Row("token-expiry swept", f["tokens_spent"], f["tokens_spent"] - f["tokens_waiting"],
+            stuck=f["tokens_waiting"], note="spent-token rows recorded vs. deleted; stuck = still waiting"),
         Row("dead letters", e.dlq_parked, e.dlq_replayed, stuck=e.dlq_left,
             note="booking-dlq replay --all; stuck = still parked"),
         Row("invariants (booking-reconcile)", len(checks), len(checks) - len(broken),

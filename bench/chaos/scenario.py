@@ -47,8 +47,7 @@ from bench.chaos.system import CONSUMERS, System
 from bench.chaos.timeline import Clock, Landing, Traffic
 from services.common import topics
 
-TOPICS = {"saga": topics.PAYMENTS, "notifier": topics.NOTIFICATIONS,
-          "token-expiry": topics.QUEUE_TOKENS}
+TOPICS = {"saga": topics.PAYMENTS, "notifier": topics.NOTIFICATIONS}
 
 
 @dataclass
@@ -162,7 +161,8 @@ class Run:
                 highlight=False)
 
     async def settle(self, allow_parked: bool) -> None:
-        """Wait until nothing moves: all published, consumed, sagas closed, notifications done."""
+        """Wait until nothing moves: all published, consumed, sagas closed, notifications done,
+        spent tokens swept."""
         deadline, calm = time.monotonic() + self.plan.settle_timeout, 0
         while calm < 2:
             facts, _ = await database_facts(self.system.env["DATABASE_URL"])
@@ -172,6 +172,7 @@ class Run:
                 "payments without saga": facts["payments_without_saga"],
                 "unconsumed notifications": facts["notifications_unconsumed"],
                 "open notifications": 0 if allow_parked else facts["notifications_open"],
+                "spent tokens waiting": facts["tokens_waiting"],
                 **{f"{kind} lag": lag for kind, (_, lag) in offsets.items()},
             }
             busy = {name: count for name, count in busy.items() if count}

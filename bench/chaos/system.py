@@ -32,11 +32,14 @@ from workers.common.kafka_worker import ASSIGNED
 from workers.devstack.embedded import start_broker, start_postgres, start_redis, start_simulator
 from workers.devstack.launcher import upgrade_database
 from workers.devstack.processes import RunningServer, free_port, spawn_child
+from workers.token_expiry.sweeper import STARTED as SWEEPER_READY
 
 PYTHON = sys.executable
 CODE_ROOT = Path(__file__).resolve().parents[2]
 CONSUMER_READY = ASSIGNED.encode()
-CONSUMERS = {"saga": "ticket-saga", "notifier": "notifier", "token-expiry": "token-expiry"}
+CONSUMERS = {"saga": "ticket-saga", "notifier": "notifier"}  # Kafka consumer kind -> its group's part
+WORKERS = (*CONSUMERS, "token-expiry")  # the background workers killed by the faults
+READY_LINES = {**dict.fromkeys(CONSUMERS, CONSUMER_READY), "token-expiry": SWEEPER_READY.encode()}
 MODULES = {
     "api": "services.booking.entrypoints.api", "queue": "workers.queue",
     "relay": "workers.outbox_relay", "saga": "workers.saga", "notifier": "workers.notifier",
@@ -97,12 +100,13 @@ class Part:
         return self.process is not None and self.process.poll() is None
 
     def ready(self) -> bool:
-        """Consumer workers: said their partitions are assigned since the last start; other parts: running."""
-        if self.kind not in CONSUMERS:
+        """Consumers: said their partitions are assigned since the last start; the sweeper: said
+        it started; other parts: running."""
+        if self.kind not in READY_LINES:
             return self.alive()
         with self.log_path.open("rb") as log:
             log.seek(self._offset)
-            return CONSUMER_READY in log.read()
+            return READY_LINES[self.kind] in log.read()
 
     def records(self) -> list[dict[str, Any]]:
         """Every JSON log record the process wrote, across its restarts."""

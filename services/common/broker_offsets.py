@@ -36,7 +36,6 @@ from services.common import topics
 CONSUMED: dict[str, tuple[str, ...]] = {
     "ticket-saga": (topics.PAYMENTS,),
     "notifier": (topics.NOTIFICATIONS,),
-    "token-expiry": (topics.QUEUE_TOKENS,),
 }
 DLQ_SUFFIX = topics.dead_letter_topic("")
 

@@ -7,11 +7,10 @@ consumer groups can scale out.
 PAYMENTS = "booking.payments"
 TICKETS = "booking.tickets"
 NOTIFICATIONS = "booking.notifications"
-QUEUE_TOKENS = "booking.queue-tokens"
 
 PARTITIONS = 8
 
-ALL = (PAYMENTS, TICKETS, NOTIFICATIONS, QUEUE_TOKENS)
+ALL = (PAYMENTS, TICKETS, NOTIFICATIONS)
 
 
 def dead_letter_topic(topic: str) -> str:

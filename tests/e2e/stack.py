@@ -22,6 +22,7 @@ from services.booking.config import Settings
 from tests.support import Booking, free_port, sql
 from workers.common.kafka_worker import ASSIGNED
 from workers.devstack.simulators.server import SimulatorServer
+from workers.token_expiry.sweeper import STARTED
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 KAKAO_KEY = "kakao-test-key"
@@ -36,7 +37,8 @@ VENUE_MAX_ATTEMPTS = 3
 # Messages each worker handles at once (the default).
 CONSUMER_CONCURRENCY = 8
 WORKERS = {"saga": "workers.saga", "notifier": "workers.notifier", "token-expiry": "workers.token_expiry"}
-READY_LINE = ASSIGNED.encode()
+# A consumer is ready once its group gave it partitions; the sweeper once it started.
+READY_LINES = {"token-expiry": STARTED.encode()}
 
 
 class WorkerProcess:
@@ -58,12 +60,12 @@ class WorkerProcess:
             )
 
     async def wait_ready(self, within: float = 60.0) -> None:
-        """Wait for the worker's line that its group is joined and partitions assigned."""
+        """Wait for the worker's line that it is ready (READY_LINES)."""
         deadline = time.monotonic() + within
         while True:
             with self.log.open("rb") as log:
                 log.seek(self._log_offset)
-                if READY_LINE in log.read():
+                if READY_LINES.get(self.name, ASSIGNED.encode()) in log.read():
                     return
             assert self.process is not None and self.process.poll() is None, self.tail()
             assert time.monotonic() < deadline, f"{self.name} not ready: {self.tail()}"

@@ -1,4 +1,4 @@
-"""At-least-once delivery made harmless: replayed topics, poison messages, token expiry."""
+"""At-least-once delivery made harmless: replayed topics, poison messages; a spent token swept."""
 
 from __future__ import annotations
 
@@ -29,8 +29,7 @@ from tests.support import auth, eventually
 
 pytestmark = pytest.mark.e2e
 
-PARTS = {"ticket-saga": topics.PAYMENTS, "notifier": topics.NOTIFICATIONS,
-         "token-expiry": topics.QUEUE_TOKENS}
+PARTS = {"ticket-saga": topics.PAYMENTS, "notifier": topics.NOTIFICATIONS}
 
 
 async def test_every_event_delivered_twice_changes_nothing(stack: Stack) -> None:
@@ -48,7 +47,7 @@ async def test_every_event_delivered_twice_changes_nothing(stack: Stack) -> None
     for topic in (*PARTS.values(), topics.TICKETS):
         records = [r for r in await read_all(stack.kafka, topic) if _mentions(r.value, users)]
         resent += await send_all(stack.kafka, records)
-    assert resent >= 4 + 1 + 4 + 4  # payments + refund, notification requests, tokens
+    assert resent >= 4 + 1 + 4 + 3  # payments + refund, notification requests, confirmed tickets
     await wait_consumed(stack.kafka, [(stack.group(part), topic) for part, topic in PARTS.items()])
 
     assert {name: len(sim.calls()) for name, sim in stack.sims.items()} == calls_before
@@ -85,8 +84,7 @@ async def test_poison_is_parked_with_its_cause_and_the_workers_go_on(stack: Stac
     await producer.start()
     try:
         for part, topic in PARTS.items():
-            event_type = {"ticket-saga": "PaymentCompleted", "notifier": "NotificationRequested",
-                          "token-expiry": "QueueTokenExpired"}[part]
+            event_type = {"ticket-saga": "PaymentCompleted", "notifier": "NotificationRequested"}[part]
             for case, (value, error) in cases.items():
                 if case == "version-7":
                     value = _event(event_type, 7, {})
@@ -149,13 +147,16 @@ def _notification(some_id: str) -> dict[str, object]:
             "payment_id": some_id, "schedule_id": some_id, "seat_no": 1, "amount": 1}
 
 
-async def test_token_expiry_event_removes_the_token_from_the_waiting_room(stack: Stack) -> None:
+async def test_a_spent_token_left_in_redis_is_swept_by_the_token_expiry_worker(stack: Stack) -> None:
     user = await customer(stack.booking, phone=new_phone())
     token = await stack.booking.active_token(user, await stack.booking.create_concert(seat_count=1))
-    # The event a payment commits; here without the API's own removal right after commit.
+    # What a payment writes in its transaction; here without the API's own removal after commit.
     connection = await asyncpg.connect(asyncpg_dsn(stack.database_url))
     try:
-        await outbox.add_events(connection, [QueueTokenExpired(token, user, "PAID")], None)
+        async with connection.transaction():
+            await outbox.add_events(connection, [QueueTokenExpired(token, user, "PAID")], None)
+        assert await connection.fetchval(
+            "SELECT count(*) FROM outbox WHERE aggregate_id = $1", token) == 0
     finally:
         await connection.close()
 
@@ -164,5 +165,9 @@ async def test_token_expiry_event_removes_the_token_from_the_waiting_room(stack:
             "/queue/tokens/me", headers={**auth(user), "X-Queue-Token": token})
         return response.status_code == 401
 
-    await eventually(refused, 30, "the token to expire")
+    async def row_deleted() -> bool:
+        rows = await stack.sql("SELECT id FROM spent_queue_tokens WHERE token = :token", token=token)
+        return rows == []
 
+    await eventually(refused, 30, "the token to expire")
+    await eventually(row_deleted, 30, "the swept row to be deleted")

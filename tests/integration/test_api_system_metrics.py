@@ -131,7 +131,6 @@ async def test_lag_and_dead_letters_come_from_the_broker_and_are_cached_between_
         assert first.of("kafka_consumer_group_lag") == {
             (f"{prefix}-ticket-saga", topics.PAYMENTS): 3,
             (f"{prefix}-notifier", topics.NOTIFICATIONS): 0,
-            (f"{prefix}-token-expiry", topics.QUEUE_TOKENS): 0,
         }
         expected_dlq = {(f"{topic}.dlq",): 0.0 for topic in topics.ALL}
         expected_dlq[(f"{topics.NOTIFICATIONS}.dlq",)] = 2

@@ -301,8 +301,8 @@ async def test_show_masks_phone_numbers_and_queue_tokens_unless_revealed(
     cli: Cli, topic: str, producer: AIOKafkaProducer
 ) -> None:
     phone, queue_token = "+821098765432", "QzT7" + "k" * 28
-    envelope = Envelope.new("QueueTokenExpired", "queue_token", "agg-private",
-                            {"token": queue_token, "phone_number": phone, "note": "[/x] [bold]"})
+    envelope = Envelope.new("PaymentCompleted", "payment", "agg-private",
+                            {"queue_token": queue_token, "phone_number": phone, "note": "[/x] [bold]"})
     await park(producer, topic=topic, partition=0, offset=0, key=envelope.key, value=encode(envelope),
                headers=envelope.headers, error=ValueError(f"no route to {phone} [/x]"), attempts=5,
                consumer="test-consumer")
@@ -314,10 +314,10 @@ async def test_show_masks_phone_numbers_and_queue_tokens_unless_revealed(
         assert phone not in output and queue_token not in output, output
     shown = await cli.json("show", letter["id"])
     assert shown["value"]["json"]["data"]["phone_number"] == "+********5432"
-    assert shown["value"]["json"]["data"]["token"] == "QzT7…"
+    assert shown["value"]["json"]["data"]["queue_token"] == "QzT7…"
 
     revealed = await cli.json("show", letter["id"], "--reveal")
-    assert revealed["value"]["json"]["data"] == {"token": queue_token, "phone_number": phone,
+    assert revealed["value"]["json"]["data"] == {"queue_token": queue_token, "phone_number": phone,
                                                  "note": "[/x] [bold]"}
     # Markup-like text is data: printed as it is, never parsed (rich would raise on `[/x]`).
     table = squeezed(await cli.run("show", letter["id"], "--reveal"))

@@ -82,7 +82,6 @@ async def test_relay_serves_exact_lag_and_dlq_sizes_and_survives_a_broker_outage
         expected_lag = {
             ("lagtest-ticket-saga", topics.PAYMENTS): 3.0,
             ("lagtest-notifier", topics.NOTIFICATIONS): 0.0,
-            ("lagtest-token-expiry", topics.QUEUE_TOKENS): 0.0,
         }
         expected_dlq = {(f"{topic}.dlq",): 0.0 for topic in topics.ALL}
         expected_dlq[(f"{topics.NOTIFICATIONS}.dlq",)] = 2.0

@@ -16,7 +16,7 @@ from workers.outbox_relay.broker_offsets import OffsetGauges
 
 pytestmark = pytest.mark.unit
 
-WORKERS = ("workers.saga.__main__", "workers.notifier.__main__", "workers.token_expiry.__main__")
+WORKERS = ("workers.saga.__main__", "workers.notifier.__main__")
 
 
 @pytest.mark.parametrize(("end", "committed", "start", "lag"), [

@@ -26,7 +26,7 @@ REQUIRED: dict[str, tuple[type[BaseSettings], set[str]]] = {
     "booking-worker notifier": (NotifierSettings, {
         "DATABASE_URL", "KAFKA_BOOTSTRAP_SERVERS", "KAKAO_API_URL", "KAKAO_API_KEY", "KAKAO_SENDER_KEY",
         "SMS_API_URL", "SMS_API_KEY"}),
-    "booking-worker token-expiry": (TokenExpirySettings, {"REDIS_URL", "KAFKA_BOOTSTRAP_SERVERS"}),
+    "booking-worker token-expiry": (TokenExpirySettings, {"DATABASE_URL", "REDIS_URL"}),
     "migrations, booking-worker sagas, booking-relay republish": (DatabaseSettings, {"DATABASE_URL"}),
 }
 

@@ -10,7 +10,7 @@ were handled, which every handler absorbs.
 
 faust did the same with a consumer thread, a stream and an agent in between, and cost
 the workers about 0.7 ms of CPU a message on top of the handler (the token-expiry
-worker, whose handler is one Redis call, spent 0.9 ms a payment) and 1.7 % of a core
+consumer of the time, whose handler was one Redis call, spent 0.9 ms a payment) and 1.7 % of a core
 each while idle.
 
 Groups: a worker that is behind has every slot taken, and a message admitted as soon as

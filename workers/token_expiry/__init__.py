@@ -1,1 +1,1 @@
-"""Token-expiry consumer: applies QueueTokenExpired events to the waiting room in Redis."""
+"""Token-expiry sweeper: removes the queue tokens payments spent from the waiting rooms in Redis."""

@@ -1,59 +1,54 @@
-"""`booking-worker token-expiry`: remove expired queue tokens from Redis.
+"""`booking-worker token-expiry`: remove the queue tokens payments spent from Redis.
 
-The API removes a paid token right after its commit; this consumer is the
-guarantee when that step failed (Redis away, process killed). Removing a token is
-idempotent, so redelivery and replay are harmless. Settings: REDIS_URL,
-QUEUE_NAMESPACE, KAFKA_BOOTSTRAP_SERVERS, CONSUMER_* and TOKEN_EXPIRY_METRICS_PORT.
+The API removes a paid token right after its commit; this sweeper is the guarantee
+when that step failed (Redis away, process killed). Every payment that spends a token
+records it in spent_queue_tokens in its own transaction; every second the sweeper takes
+up to 500 of those rows, removes their tokens from the waiting rooms and deletes the
+rows, committing only once Redis let the tokens go. Replicas are safe (rows are taken
+with SKIP LOCKED). Settings: DATABASE_URL, REDIS_URL, QUEUE_NAMESPACE,
+TOKEN_EXPIRY_METRICS_PORT, WORKER_METRICS_HOST, LOG_*.
 """
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+import asyncio
+import signal
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeout
+from prometheus_client import start_http_server
 
+from services.booking.adapters.spent_tokens import SpentTokens, create_pool
 from services.booking.adapters.waiting_room import WaitingRooms
-from services.booking.domain.events import QueueTokenExpired
 from services.booking.domain.waiting_room import Lifetimes
-from services.common import topics
-from services.common.envelope import Envelope
+from services.common.logging import configure_logging
 from services.common.redis_client import connect_redis
-from workers.common.consumer import EventConsumer, Route
-from workers.common.consumer_main import consumer_policy, run_consumer_part
-from workers.common.event_data import parse_event
-from workers.common.kafka_worker import dead_letter_producer
+from services.common.settings import exit_on_help, load_settings_or_exit
 from workers.token_expiry.config import Settings
+from workers.token_expiry.sweeper import Sweeper
 
 PART = "token-expiry"
-TOPICS = [topics.QUEUE_TOKENS]
 
 
-def is_outage(error: BaseException) -> bool:
-    return isinstance(error, RedisConnectionError | RedisTimeout | OSError)
-
-
-@asynccontextmanager
-async def token_expiry_consumer(settings: Settings) -> AsyncIterator[EventConsumer]:
+async def serve(settings: Settings) -> None:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    pool = await create_pool(settings.database_dsn)
     redis = connect_redis(str(settings.redis_url), timeout=5)
     # Only `expire` is used, which does not depend on token lifetimes.
-    room = WaitingRooms(redis, Lifetimes(1, 1), namespace=settings.queue_namespace)
-
-    async def on_token_expired(envelope: Envelope) -> None:
-        await room.expire(parse_event(QueueTokenExpired, envelope.data).token)
-
+    rooms = WaitingRooms(redis, Lifetimes(1, 1), namespace=settings.queue_namespace)
     try:
-        async with dead_letter_producer(settings, settings.group(PART)) as producer:
-            yield EventConsumer(
-                settings.group(PART), {"QueueTokenExpired": Route(on_token_expired)}, producer,
-                is_outage=is_outage, policy=consumer_policy(settings),
-            )
+        await Sweeper(SpentTokens(pool), rooms).run(stop)
     finally:
         await redis.aclose()
+        await pool.close()
 
 
 def main() -> None:
-    run_consumer_part(__doc__, Settings, PART, TOPICS, token_expiry_consumer,
-                      metrics_port=lambda settings: settings.token_expiry_metrics_port)
+    exit_on_help(__doc__)
+    settings = load_settings_or_exit(Settings)
+    configure_logging(PART, settings.log_level, settings.log_json)
+    if settings.token_expiry_metrics_port:
+        start_http_server(settings.token_expiry_metrics_port, addr=settings.worker_metrics_host)
+    asyncio.run(serve(settings))
 
 
 if __name__ == "__main__":

@@ -10,7 +10,8 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.booking.adapters.outbox import insert_events_from, rows_parameter
+from services.booking.adapters.outbox import EventWrites, insert_events_from, rows_parameter
+from services.booking.adapters.spent_tokens import insert_spent_tokens_from
 from services.booking.domain.payment import PayableHold, Payment
 from services.booking.domain.seat_hold import Reservation
 
@@ -27,7 +28,7 @@ SELECT r.id, r.user_id, r.schedule_id, r.seat_no, r.price, r.status, r.expires_a
     ON true
 """
 # Everything a payment writes, in one round trip: wallet and its history row, payment,
-# ticket, reservation, token expiry, outbox rows, and the seat, whose update is
+# ticket, reservation, token expiry, outbox rows, spent token, and the seat, whose update is
 # conditional on this reservation still holding it. When it is not, the caller rolls
 # the whole transaction back.
 RECORD_PAYMENT = f"""
@@ -50,6 +51,7 @@ WITH wallet AS (
     SELECT $8, $4, $1, $9 WHERE CAST($8 AS text) IS NOT NULL
     ON CONFLICT (token) DO NOTHING
 ), events AS ({insert_events_from("$11")}
+), spent AS ({insert_spent_tokens_from("$12", "$13")}
 ), seat AS (
     UPDATE seats SET status = 'SOLD', held_until = NULL
      WHERE schedule_id = $6 AND seat_no = $7
@@ -70,14 +72,13 @@ SELECT id, payment_id, schedule_id, seat_no, status FROM tickets
 
 class PostgresPayments:
     """Paying inside a unit of work's transaction; the payment's statement also carries
-    the events collected so far (`take_outbox_rows`), so they cost no round trip of their own."""
+    the events collected so far (`take_writes`), so they cost no round trip of their own."""
 
-    __slots__ = ("_conn", "_take_outbox_rows")
+    __slots__ = ("_conn", "_take_writes")
 
-    def __init__(self, conn: asyncpg.Connection,
-                 take_outbox_rows: Callable[[], list[dict[str, Any]]]) -> None:
+    def __init__(self, conn: asyncpg.Connection, take_writes: Callable[[], EventWrites]) -> None:
         self._conn = conn
-        self._take_outbox_rows = take_outbox_rows
+        self._take_writes = take_writes
 
     async def lock_for_payment(self, reservation_id: UUID, user_id: str) -> PayableHold | None:
         row = await self._conn.fetchrow(LOCK_FOR_PAYMENT, reservation_id, user_id)
@@ -88,11 +89,12 @@ class PostgresPayments:
         return PayableHold(Reservation(**fields), balance, concert_id)
 
     async def record(self, payment: Payment, queue_token: str | None, now: datetime) -> bool:
-        reservation = payment.reservation
+        reservation, writes = payment.reservation, self._take_writes()
         sold = await self._conn.fetchval(
             RECORD_PAYMENT, payment.id, payment.ticket_id, reservation.id, reservation.user_id,
             reservation.price, reservation.schedule_id, reservation.seat_no, queue_token, now,
-            payment.balance_after, rows_parameter(self._take_outbox_rows()),
+            payment.balance_after, rows_parameter(writes.outbox), writes.spent_tokens,
+            writes.spent_users,
         )
         return bool(sold)
 

@@ -1,9 +1,9 @@
 """The unit of work on PostgreSQL: one pooled asyncpg connection, one transaction.
 
 Its repositories run the tuned statements on that connection. The events the domain
-raised are written to the outbox just before COMMIT, in one statement, unless a
-repository already carried them in its own (a payment's does): a transaction's events
-never cost it more than that one statement, and usually nothing.
+raised are written just before COMMIT, in one statement (outbox rows, and a spent queue
+token's row), unless a repository already carried them in its own (a payment's does): a
+transaction's events never cost it more than that one statement, and usually nothing.
 """
 
 from collections.abc import AsyncIterator, Callable, Iterable
@@ -66,20 +66,18 @@ class PostgresUnitOfWork:
     def collect(self, events: Iterable[DomainEvent]) -> None:
         self._events.extend(events)
 
-    def take_outbox_rows(self) -> list[dict[str, Any]]:
-        """The events collected so far as outbox rows, for the statement that writes them."""
-        if not self._events:
-            return []
-        rows = [outbox.outbox_row(event, self.trace_id) for event in self._events]
+    def take_writes(self) -> outbox.EventWrites:
+        """The events collected so far as rows, for the statement that writes them."""
+        writes = outbox.event_writes(self._events, self.trace_id)
         self._events.clear()
-        return rows
+        return writes
 
 
 _REPOSITORIES: dict[str, Callable[[PostgresUnitOfWork], object]] = {
     "reservations": lambda uow: PostgresReservations(uow.connection),
     "catalogue": lambda uow: PostgresCatalogue(uow.connection),
     "rooms": lambda uow: PostgresRooms(uow.connection),
-    "payments": lambda uow: PostgresPayments(uow.connection, uow.take_outbox_rows),
+    "payments": lambda uow: PostgresPayments(uow.connection, uow.take_writes),
     "wallets": lambda uow: PostgresWallets(uow.connection),
     "refunds": lambda uow: PostgresRefunds(uow.connection),
     "sagas": lambda uow: PostgresSagaLog(uow.connection),
@@ -92,4 +90,4 @@ async def unit_of_work(engine: AsyncEngine, trace_id: str | None) -> AsyncIterat
     async with driver_connection(engine) as connection, connection.transaction():
         work = PostgresUnitOfWork(connection, trace_id)
         yield work
-        await outbox.add_rows(connection, work.take_outbox_rows())
+        await outbox.add_writes(connection, work.take_writes())

@@ -44,7 +44,8 @@ def take_payment(
         user_id=user_id, schedule_id=reservation.schedule_id, seat_no=reservation.seat_no,
         amount=reservation.price, queue_token=queue_token,
     )
-    # The token is spent: its consumer removes it from the waiting room if the API could not.
+    # The token is spent: booking-worker token-expiry removes it from the waiting room if the
+    # API could not.
     events: tuple[DomainEvent, ...] = (completed,) if queue_token is None else (
         completed, QueueTokenExpired(token=queue_token, user_id=user_id, reason="PAID"))
     return Payment(payment_id, ticket_id, reservation, after, events)

@@ -75,8 +75,8 @@ async def pay(call: Call) -> Response:
         try:
             await services.waiting_rooms.expire(token)
         except RedisError:
-            # The outbox carries a QueueTokenExpired event; its consumer finishes the job.
-            log.warning("queue token not expired in Redis after payment; the event will")
+            # The payment recorded the spent token; booking-worker token-expiry finishes the job.
+            log.warning("queue token not expired in Redis after payment; the sweeper will")
     return response
 
 
