@@ -31,6 +31,7 @@ import orjson
 from aiokafka import AIOKafkaProducer
 from sqlalchemy.engine import make_url
 
+from bench.cpu import cpu_seconds
 from services.booking.adapters.migrate import upgrade_to_head
 from services.common.envelope import Envelope, encode
 from services.common.kafka import KafkaSettings, ensure_topics
@@ -92,7 +93,7 @@ async def _execute(url: str, sql: str) -> None:
 
 
 @contextmanager
-def relay_process(database_url: str, kafka: str, args: argparse.Namespace) -> Iterator[None]:
+def relay_process(database_url: str, kafka: str, args: argparse.Namespace) -> Iterator[int]:
     env = {**os.environ, "DATABASE_URL": database_url, "KAFKA_BOOTSTRAP_SERVERS": kafka,
            "KAFKA_ENABLE_IDEMPOTENCE": os.environ.get("KAFKA_ENABLE_IDEMPOTENCE", "false"),
            "RELAY_METRICS_PORT": "0", "RELAY_CONCURRENCY": str(args.concurrency),
@@ -100,7 +101,7 @@ def relay_process(database_url: str, kafka: str, args: argparse.Namespace) -> It
     process = subprocess.Popen(
         [sys.executable, "-m", "workers.outbox_relay"], cwd=REPO_ROOT, env=env)
     try:
-        yield
+        yield process.pid
     finally:
         process.send_signal(signal.SIGTERM)
         process.wait(30)
@@ -158,13 +159,16 @@ async def pay(pool: asyncpg.Pool, topic: str, n: int, committed: dict[str, float
         committed[str(record[0])] = done
 
 
-async def steady(database_url: str, kafka: str, topic: str, args: argparse.Namespace) -> list[float]:
-    """Commit → broker-acknowledged latencies (ms) at a steady rate of events per second."""
+async def steady(database_url: str, kafka: str, topic: str,
+                 args: argparse.Namespace) -> tuple[list[float], float]:
+    """Commit → broker-acknowledged latencies (ms) at a steady rate of events per second,
+    and the relay's CPU seconds from the first commit to the drained outbox."""
     committed: dict[str, float] = {}
     pool = await asyncpg.create_pool(dsn(database_url), min_size=8, max_size=8)
     try:
-        with relay_process(database_url, kafka, args):
+        with relay_process(database_url, kafka, args) as relay:
             await asyncio.sleep(2)  # let the relay connect before the clock starts
+            cpu_before = cpu_seconds({"relay": relay})["relay"]
             interval = 3 / args.rate  # one payment = three events
             started = time.monotonic()
             tasks = []
@@ -174,11 +178,12 @@ async def steady(database_url: str, kafka: str, topic: str, args: argparse.Names
             await asyncio.gather(*tasks)
             async with pool.acquire() as connection:
                 await wait_drained(connection, within=60)
+            relay_cpu = cpu_seconds({"relay": relay})["relay"] - cpu_before
         async with pool.acquire() as connection:
             rows = await connection.fetch(
                 "SELECT event_id::text, extract(epoch FROM published_at) FROM outbox"
                 " WHERE aggregate_id LIKE 'steady-%'")
-        return [(float(published) - committed[event_id]) * 1000 for event_id, published in rows]
+        return [(float(published) - committed[event_id]) * 1000 for event_id, published in rows], relay_cpu
     finally:
         await pool.close()
 
@@ -192,6 +197,11 @@ class RelayFigures:
     raw_per_second: float
     drained_per_second: float
     latencies_ms: list[float]
+    steady_cpu_seconds: float
+
+    @property
+    def cpu_us_per_event(self) -> float:
+        return self.steady_cpu_seconds / len(self.latencies_ms) * 1e6
 
     @property
     def p50_ms(self) -> float:
@@ -210,8 +220,8 @@ def measure(server_url: str, kafka: str, args: argparse.Namespace) -> RelayFigur
                                   [topic, topic + ".raw"]))
         raw = asyncio.run(raw_producer(kafka, topic + ".raw", args.events))
         drained = asyncio.run(drain(database_url, kafka, topic, args))
-        latencies = asyncio.run(steady(database_url, kafka, topic, args))
-    return RelayFigures(raw, drained, latencies)
+        latencies, cpu = asyncio.run(steady(database_url, kafka, topic, args))
+    return RelayFigures(raw, drained, latencies, cpu)
 
 
 def report(args: argparse.Namespace, figures: RelayFigures) -> None:
@@ -221,6 +231,7 @@ def report(args: argparse.Namespace, figures: RelayFigures) -> None:
          f"{figures.drained_per_second:,.0f} events/s", ">= 20,000 events/s"),
         (f"commit -> broker ack at {args.rate:,}/s, p50 / p99",
          f"{figures.p50_ms:.1f} / {figures.p99_ms:.1f} ms", "p99 <= 50 ms"),
+        (f"relay CPU per event at {args.rate:,}/s", f"{figures.cpu_us_per_event:,.0f} µs", "-"),
     ]
     print(f"\noutbox relay (concurrency {args.concurrency}, batch {args.batch_size}),"
           f" {len(figures.latencies_ms):,} events in the steady run")

@@ -18,10 +18,11 @@ from workers.outbox_relay.wakeup import DATABASE_ERRORS, Wakeup
 
 log = logging.getLogger("workers.outbox_relay")
 
-# The shortest spacing of claims woken by commits. Each claim, publish and settle costs
-# the relay about 1 ms of CPU whatever the batch holds; at hold + pay's rate (two commits
-# with events per payment) a claim per commit made the relay the second-costliest worker.
-GATHER_SECONDS = 0.005
+# The shortest spacing of claims, but after a full batch. Each claim, publish and settle
+# costs the relay a few ms of CPU on this machine whatever the batch holds (its CPU per
+# event at 400 events/s fell from 1,145 to 943 µs once a short batch waited too, and to
+# 648 µs at 10 ms instead of 5), at the price of about 10 ms more from commit to broker.
+GATHER_SECONDS = 0.01
 
 
 class Relay:
@@ -107,10 +108,13 @@ class Relay:
         while not self._stopping.is_set():
             seen = self._wakeup.generation
             claimed = await self.run_once()
-            # A claim returns one row per aggregate, so a short batch does not mean
-            # the table is drained: sleep only when nothing at all was claimable.
             if claimed == 0:
                 await self._wakeup.wait(seen, self._settings.relay_poll_interval_seconds)
+                await self._gather_commits()
+            elif claimed is not None and claimed < self._settings.relay_batch_size:
+                # A claim returns one row per aggregate, so a short batch does not mean the
+                # table is drained; but claimed again at once, it mostly finds the one commit
+                # made meanwhile, and a loop that never waits claims each commit alone.
                 await self._gather_commits()
 
     async def _gather_commits(self) -> None:
