@@ -19,10 +19,11 @@ from workers.outbox_relay.wakeup import DATABASE_ERRORS, Wakeup
 log = logging.getLogger("workers.outbox_relay")
 
 # The shortest spacing of claims, but after a full batch. Each claim, publish and settle
-# costs the relay a few ms of CPU on this machine whatever the batch holds (its CPU per
-# event at 400 events/s fell from 1,145 to 943 µs once a short batch waited too, and to
-# 648 µs at 10 ms instead of 5), at the price of about 10 ms more from commit to broker.
-GATHER_SECONDS = 0.01
+# costs the relay a few ms of CPU on this machine whatever the batch holds: its CPU per
+# event at 400 events/s fell from 1,145 to 943 µs once a short batch waited too. 10 ms
+# would make it 648 µs, but commit -> broker p99 at 1,000/s (bar 50 ms) rose to 37-57 ms
+# from 22-30, and each payment's notification crosses the relay twice.
+GATHER_SECONDS = 0.005
 
 
 class Relay:
