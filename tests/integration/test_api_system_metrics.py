@@ -9,7 +9,6 @@ import asyncio
 import secrets
 from collections.abc import AsyncIterator
 
-import aiohttp
 import asyncpg
 import httpx
 import pytest
@@ -24,6 +23,7 @@ from services.common.http_resilience import (
     ResilientCaller,
     RetryPolicy,
     TransientFailure,
+    provider_http,
 )
 from services.common.kafka import KafkaSettings, ensure_topics, system_topics
 from tests.relay_support import asyncpg_dsn, consume, insert_events, produce
@@ -203,7 +203,7 @@ async def test_an_open_breaker_in_a_worker_shows_as_the_highest_state_of_live_pr
         return result.value("provider_circuit_breaker_state", provider=provider)
 
     try:
-        async with aiohttp.ClientSession() as client:
+        async with provider_http() as client:
             steady = ResilientCaller(provider, client, TRIPS_FAST)
             tripping = ResilientCaller(provider, client, TRIPS_FAST)
             # Heartbeats a minute apart: only the transition itself can publish it in time.
@@ -251,7 +251,7 @@ async def test_a_provider_call_never_waits_for_a_breaker_state_write(settings: S
                          a=application) == [{"n": 1}]
 
     try:
-        async with aiohttp.ClientSession() as client:
+        async with provider_http() as client:
             caller = ResilientCaller("venue-" + secrets.token_hex(4), client, TRIPS_FAST)
             publisher = BreakerStatePublisher(engine, [caller.breaker], heartbeat=0.2,
                                               write_timeout=3600)
@@ -294,7 +294,7 @@ async def test_a_database_outage_never_stops_the_publisher(
                                   application_name="breaker-test")
     refused = f"http://127.0.0.1:{free_port()}/v1/registrations"
     try:
-        async with aiohttp.ClientSession() as client:
+        async with provider_http() as client:
             caller = ResilientCaller("venue-" + secrets.token_hex(4), client, TRIPS_FAST)
             async with publishing_breaker_states(engine, [caller.breaker], heartbeat=0.2):
                 for _ in range(2):
