@@ -121,3 +121,43 @@ async def test_purge_deletes_only_rows_published_before_the_retention(db) -> Non
     remaining = await connection.fetch("SELECT event_id::text FROM outbox")
     assert purged == 3
     assert {record[0] for record in remaining} == set(ids[3:])
+
+
+async def test_claim_and_settle_use_the_indexes_of_an_outbox_that_grew(outbox_db, db) -> None:
+    # Prepared while the outbox is empty, the statements' sixth run onwards would keep a
+    # plan that scans the whole table once it has grown, unless each run is planned anew.
+    _, connection = db
+    pool = await create_pool(outbox_db, 1)
+    try:
+        store = OutboxStore(pool)
+        for _ in range(7):
+            token = uuid.uuid4()
+            await store.settle(token, [row.id for row in await store.claim(token, 30, 100)], [], [])
+        await connection.execute("""
+            INSERT INTO outbox (event_id, event_type, topic, aggregate_type, aggregate_id, payload,
+                                published_at)
+            SELECT gen_random_uuid(), 'E', 't', 'test', n::text, '{}', now()
+              FROM generate_series(1, 20000) AS n""")
+        await insert_events(connection, "t", [("a", 1), ("b", 1)])
+        async with pool.acquire() as session:
+            plans = {
+                name: await session.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE {name}({arguments})")
+                for name, arguments in [
+                    (await prepared(session, "attempts = outbox.attempts + 1"),
+                     f"'{uuid.uuid4()}', 30, 100"),
+                    (await prepared(session, "WITH published AS"),
+                     f"'{{1,2}}', '{{}}', '{{}}', '{{}}', '{{}}', '{uuid.uuid4()}'"),
+                ]
+            }
+    finally:
+        await pool.close()
+
+    assert all("Seq Scan" not in plan for plan in plans.values()), plans
+
+
+async def prepared(session: asyncpg.Connection, fragment: str) -> str:
+    """The name of the statement this session prepared whose text holds `fragment`."""
+    names = await session.fetch(
+        "SELECT name FROM pg_prepared_statements WHERE strpos(statement, $1) > 0", fragment)
+    assert len(names) == 1, names
+    return str(names[0]["name"])
