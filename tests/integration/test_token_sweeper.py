@@ -14,7 +14,7 @@ import pytest
 from prometheus_client import REGISTRY
 
 from services.booking.adapters import outbox
-from services.booking.adapters.spent_tokens import SpentTokens, create_pool
+from services.booking.adapters.queue_token_expiries import SpentTokens, create_pool
 from services.booking.adapters.waiting_room import WaitingRooms
 from services.booking.domain.events import QueueTokenExpired
 from services.booking.domain.waiting_room import Lifetimes, Room, RoomPolicy

@@ -14,7 +14,7 @@ import signal
 
 from prometheus_client import start_http_server
 
-from services.booking.adapters.spent_tokens import SpentTokens, create_pool
+from services.booking.adapters.queue_token_expiries import SpentTokens, create_pool
 from services.booking.adapters.waiting_room import WaitingRooms
 from services.booking.domain.waiting_room import Lifetimes
 from services.common.logging import configure_logging

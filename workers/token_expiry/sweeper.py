@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import asyncpg
 from redis.exceptions import RedisError
 
-from services.booking.adapters.spent_tokens import SpentTokens
+from services.booking.adapters.queue_token_expiries import SpentTokens
 from services.booking.adapters.waiting_room import WaitingRooms
 from services.common.logging import READY
 from workers.token_expiry import metrics

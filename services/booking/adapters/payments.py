@@ -11,7 +11,7 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.booking.adapters.outbox import EventWrites, insert_events_from, rows_parameter
-from services.booking.adapters.spent_tokens import insert_spent_tokens_from
+from services.booking.adapters.queue_token_expiries import insert_spent_tokens_from
 from services.booking.domain.payment import PayableHold, Payment
 from services.booking.domain.seat_hold import Reservation
 

@@ -15,7 +15,7 @@ from typing import Any
 import asyncpg
 import orjson
 
-from services.booking.adapters.spent_tokens import insert_spent_tokens_from
+from services.booking.adapters.queue_token_expiries import insert_spent_tokens_from
 from services.booking.domain.events import (
     DomainEvent,
     NotificationRequested,
