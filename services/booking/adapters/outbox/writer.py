@@ -1,8 +1,5 @@
 """Writing a transaction's events in the caller's transaction: which topic and aggregate each
-event takes, and the INSERT that runs alone or as a CTE of the caller's one statement.
-
-A spent queue token (`QueueTokenExpired`) is no Kafka event and no row here: the
-payment's own statement records it in queue_token_expiries (adapters/payments.py)."""
+event takes, and the INSERT that runs alone or as a CTE of the caller's one statement."""
 
 from __future__ import annotations
 
@@ -20,7 +17,6 @@ from services.booking.domain.events import (
     NotificationRequested,
     PaymentCompleted,
     PaymentRefunded,
-    QueueTokenExpired,
     TicketConfirmed,
 )
 from services.common import topics
@@ -84,8 +80,7 @@ class EventWrites:
 
 
 def event_writes(events: Iterable[DomainEvent], trace_id: str | None) -> EventWrites:
-    return EventWrites([outbox_row(event, trace_id) for event in events
-                        if not isinstance(event, QueueTokenExpired)])
+    return EventWrites([outbox_row(event, trace_id) for event in events])
 
 
 async def add_rows(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
