@@ -142,7 +142,8 @@ def seconds_until_drained(stack: RunningStack, patience: float = 60.0) -> float 
     started = time.monotonic()
     while time.monotonic() - started < patience:
         waiting = sql(stack, "SELECT (SELECT count(*) FROM outbox WHERE published_at IS NULL"
-                             " AND dead_at IS NULL) + (SELECT count(*) FROM spent_queue_tokens) AS n")[0]["n"]
+                             " AND dead_at IS NULL) + (SELECT count(*) FROM queue_token_expiries"
+                             " WHERE swept_at IS NULL) AS n")[0]["n"]
         if waiting == 0 and not any(asyncio.run(offsets.read()).lag.values()):
             return time.monotonic() - started
         time.sleep(0.5)

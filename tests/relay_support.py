@@ -18,9 +18,10 @@ from typing import Any
 import asyncpg
 import orjson
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from alembic import command
 from sqlalchemy.engine import make_url
 
-from services.booking.adapters.migrate import upgrade_to_head
+from services.booking.adapters.migrate import alembic_config
 from services.common.envelope import Envelope, decode
 from services.common.kafka import KafkaSettings, ensure_topics
 from services.common.settings_types import asyncpg_dsn
@@ -53,13 +54,14 @@ async def _execute(url: str, sql: str) -> None:
 
 
 @contextlib.contextmanager
-def private_database(server_url: str) -> Iterator[str]:
-    """A freshly migrated database of its own: a relay claims every row of its outbox."""
+def private_database(server_url: str, revision: str = "head") -> Iterator[str]:
+    """A freshly migrated database of its own (a relay claims every row of its outbox), at
+    the newest schema or at `revision`; called where no event loop runs, as Alembic runs its own."""
     name = f"relay_test_{secrets.token_hex(5)}"
     _run(_execute(server_url, f'CREATE DATABASE "{name}"'))
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
     try:
-        upgrade_to_head(url)
+        command.upgrade(alembic_config(url), revision)
         yield url
     finally:
         _run(_execute(server_url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

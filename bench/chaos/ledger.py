@@ -63,7 +63,7 @@ SELECT
  (SELECT count(*) FROM notifications WHERE status IN ('PENDING', 'FAILED')) AS notifications_open,
  (SELECT count(*) FROM outbox WHERE event_type = 'PaymentCompleted'
     AND payload->>'queue_token' IS NOT NULL) AS tokens_spent,
- (SELECT count(*) FROM spent_queue_tokens) AS tokens_waiting,
+ (SELECT count(*) FROM queue_token_expiries WHERE swept_at IS NULL) AS tokens_waiting,
  (SELECT count(*) FROM seats WHERE status = 'SOLD') AS seats_sold,
  (SELECT count(*) FROM wallets) AS wallets
 """
@@ -271,9 +271,9 @@ def build(e: Evidence) -> Ledger:
             lost=len(delivered - set(sent)), duplicated=_over_one(sent),
             note="exactly one provider accepted each"),
         # A payment writes its spent-token row in the statement that writes its event; the
-        # sweeper deletes the row only after Redis let the token go.
+        # sweeper marks the row swept only after Redis let the token go.
         Row("token-expiry swept", f["tokens_spent"], f["tokens_spent"] - f["tokens_waiting"],
-            stuck=f["tokens_waiting"], note="spent-token rows recorded vs. deleted; stuck = still waiting"),
+            stuck=f["tokens_waiting"], note="spent-token rows recorded vs. swept; stuck = still waiting"),
         Row("dead letters", e.dlq_parked, e.dlq_replayed, stuck=e.dlq_left,
             note="booking-dlq replay --all; stuck = still parked"),
         Row("invariants (booking-reconcile)", len(checks), len(checks) - len(broken),

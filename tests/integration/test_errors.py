@@ -175,18 +175,24 @@ async def test_insufficient_points_402_takes_nothing(booking: Booking, settings:
     assert got.json()["status"] == "HELD"
     assert (await booking.http.get("/tickets", headers=auth(user))).json()["items"] == []
     assert await sql(settings, "SELECT id FROM payments WHERE user_id = :u", u=user) == []
-    assert await _spent_tokens(settings, user) == []
+    assert await _token_expiries(settings, user) == []
     # The token is still live: one more point and the same hold can be paid.
     await booking.charge(user, 1)
-    assert (await booking.pay(user, token, reservation["id"])).status_code == 201
+    paid = await booking.pay(user, token, reservation["id"])
+    assert paid.status_code == 201
     assert await _balance(booking, user) == 0
-    # The payment recorded its spent token for the sweeper (none runs here) in its transaction.
-    assert await _spent_tokens(settings, user) == [token]
+    # The payment recorded its spent token in its transaction, one row, left for the
+    # sweeper (none runs here); its only outbox row is the PaymentCompleted.
+    assert await _token_expiries(settings, user) == [
+        {"token": token, "payment_id": uuid.UUID(paid.json()["id"]), "swept_at": None}]
+    outbox = await sql(settings, "SELECT event_type FROM outbox WHERE payload->>'user_id' = :u",
+                       u=user)
+    assert outbox == [{"event_type": "PaymentCompleted"}]
 
 
-async def _spent_tokens(settings: Settings, user: str) -> list[str]:
-    rows = await sql(settings, "SELECT token FROM spent_queue_tokens WHERE user_id = :u", u=user)
-    return [row["token"] for row in rows]
+async def _token_expiries(settings: Settings, user: str) -> list[dict[str, Any]]:
+    return await sql(settings, "SELECT token, payment_id, swept_at FROM queue_token_expiries"
+                               " WHERE user_id = :u", u=user)
 
 
 async def test_balance_limit_exceeded_409(booking: Booking) -> None:

@@ -1,5 +1,6 @@
 """booking-worker token-expiry's sweep on real PostgreSQL and Redis: a spent token's row is
-deleted only once Redis let the token go, replicas share the rows, an outage keeps them."""
+marked swept only once Redis let the token go, replicas share the rows, an outage keeps them
+unswept."""
 
 import asyncio
 import logging
@@ -13,10 +14,13 @@ import asyncpg
 import pytest
 from prometheus_client import REGISTRY
 
-from services.booking.adapters import outbox
-from services.booking.adapters.spent_tokens import SpentTokens, create_pool
+from services.booking.adapters.queue_token_expiries import (
+    BACKLOG,
+    TAKE,
+    QueueTokenExpiries,
+    create_pool,
+)
 from services.booking.adapters.waiting_room import WaitingRooms
-from services.booking.domain.events import QueueTokenExpired
 from services.booking.domain.waiting_room import Lifetimes, Room, RoomPolicy
 from services.common.redis_client import RedisClient, connect_redis
 from tests.relay_support import asyncpg_dsn
@@ -66,13 +70,13 @@ async def issue_tokens(rooms: WaitingRooms, count: int) -> list[str]:
 
 
 async def spend(database_url: str, tokens: Sequence[str]) -> None:
-    """Commit the tokens' rows the way a payment's transaction writes them."""
+    """Commit the tokens' rows the way a payment's statement writes them (not swept)."""
     connection = await asyncpg.connect(asyncpg_dsn(database_url))
     try:
-        async with connection.transaction():
-            await outbox.add_events(
-                connection, [QueueTokenExpired(token, f"user-{n}", "PAID") for n, token in enumerate(tokens)],
-                None)
+        await connection.execute(
+            "INSERT INTO queue_token_expiries (token, user_id, payment_id, expired_at)"
+            " SELECT token, 'user-' || n, gen_random_uuid(), now()"
+            "   FROM unnest(CAST($1 AS text[])) WITH ORDINALITY AS t(token, n)", tokens)
     finally:
         await connection.close()
 
@@ -85,14 +89,20 @@ async def pool(outbox_db: str) -> AsyncIterator[asyncpg.Pool]:
 
 
 async def waiting_rows(pool: asyncpg.Pool) -> list[str]:
-    return [record["token"] for record in await pool.fetch("SELECT token FROM spent_queue_tokens")]
+    rows = await pool.fetch("SELECT token FROM queue_token_expiries WHERE swept_at IS NULL")
+    return [record["token"] for record in rows]
+
+
+async def swept_rows(pool: asyncpg.Pool) -> list[str]:
+    rows = await pool.fetch("SELECT token FROM queue_token_expiries WHERE swept_at IS NOT NULL")
+    return [record["token"] for record in rows]
 
 
 def sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-async def test_a_sweep_removes_a_token_still_in_redis_and_deletes_its_row(
+async def test_a_sweep_removes_a_token_still_in_redis_and_marks_its_row_swept(
     outbox_db: str, pool: asyncpg.Pool, redis: RedisClient,
 ) -> None:
     rooms = WaitingRooms(redis, LIFETIMES, new_namespace())
@@ -102,16 +112,17 @@ async def test_a_sweep_removes_a_token_still_in_redis_and_deletes_its_row(
     assert await waiting_rows(pool) == [token]
     removed_before = sample("token_expiry_tokens_removed_total")
 
-    assert await Sweeper(SpentTokens(pool), rooms).sweep() == 1
+    assert await Sweeper(QueueTokenExpiries(pool), rooms).sweep() == 1
 
     assert await rooms.state(token, touch=False) is None
     assert await waiting_rows(pool) == []
+    assert await swept_rows(pool) == [token]  # the record stays
     assert sample("token_expiry_tokens_removed_total") == removed_before + 1
     assert sample("token_expiry_spent_tokens_waiting") == 0
     assert sample("token_expiry_oldest_spent_token_age_seconds") == 0
 
 
-async def test_two_sweepers_at_once_remove_each_token_once_and_leave_no_row(
+async def test_two_sweepers_at_once_remove_each_token_once_and_leave_none_unswept(
     outbox_db: str, pool: asyncpg.Pool, redis: RedisClient,
 ) -> None:
     namespace = new_namespace()
@@ -131,7 +142,7 @@ async def test_two_sweepers_at_once_remove_each_token_once_and_leave_no_row(
         second.go_on.set()
 
     async def sweep_until_empty(watched: WatchedRooms) -> None:
-        sweeper = Sweeper(SpentTokens(pool), watched, batch=10)
+        sweeper = Sweeper(QueueTokenExpiries(pool), watched, batch=10)
         while await sweeper.sweep():
             pass
         assert sweeper.outage is None
@@ -142,10 +153,11 @@ async def test_two_sweepers_at_once_remove_each_token_once_and_leave_no_row(
     assert first.expired and second.expired
     assert sorted(first.expired + second.expired) == sorted(tokens)
     assert await waiting_rows(pool) == []
+    assert sorted(await swept_rows(pool)) == sorted(tokens)
     assert [await rooms.state(token, touch=False) for token in tokens] == [None] * len(tokens)
 
 
-async def test_redis_unavailable_keeps_the_rows_until_a_later_sweep_removes_them(
+async def test_redis_unavailable_keeps_the_rows_unswept_until_a_later_sweep_removes_them(
     outbox_db: str, pool: asyncpg.Pool, server_log_dir: Path, caplog: pytest.LogCaptureFixture,
 ) -> None:
     with start_redis(log_dir=server_log_dir) as server:
@@ -153,7 +165,7 @@ async def test_redis_unavailable_keeps_the_rows_until_a_later_sweep_removes_them
         rooms = WaitingRooms(client, LIFETIMES, new_namespace())
         tokens = await issue_tokens(rooms, 3)
         await spend(outbox_db, tokens)
-        sweeper = Sweeper(SpentTokens(pool), rooms)
+        sweeper = Sweeper(QueueTokenExpiries(pool), rooms)
         failures_before = sample("token_expiry_sweep_failures_total", reason="redis")
 
         server.send(signal.SIGSTOP)  # Redis stops answering: every command times out
@@ -168,6 +180,7 @@ async def test_redis_unavailable_keeps_the_rows_until_a_later_sweep_removes_them
         assert sample("token_expiry_sweep_failures_total", reason="redis") == failures_before + 2
         assert len([r for r in caplog.records if "redis unavailable" in r.getMessage()]) == 1
         assert sorted(await waiting_rows(pool)) == sorted(tokens)
+        assert await swept_rows(pool) == []
         assert sample("token_expiry_spent_tokens_waiting") == 3
         assert sample("token_expiry_oldest_spent_token_age_seconds") > 0
         assert all([await rooms.state(token, touch=False) for token in tokens])
@@ -175,5 +188,14 @@ async def test_redis_unavailable_keeps_the_rows_until_a_later_sweep_removes_them
         assert await sweeper.sweep() == 3
         assert sweeper.outage is None
         assert await waiting_rows(pool) == []
+        assert sorted(await swept_rows(pool)) == sorted(tokens)
         assert [await rooms.state(token, touch=False) for token in tokens] == [None] * 3
         await client.aclose()
+
+
+async def test_the_sweep_and_the_backlog_read_the_index_of_rows_not_swept(pool: asyncpg.Pool) -> None:
+    async with pool.acquire() as connection, connection.transaction():
+        await connection.execute("SET LOCAL enable_seqscan = off")  # a near-empty table scans else
+        for statement, arguments in ((TAKE, (500,)), (BACKLOG, ())):
+            plan = "\n".join(row[0] for row in await connection.fetch(f"EXPLAIN {statement}", *arguments))
+            assert "queue_token_expiries_unswept" in plan, plan

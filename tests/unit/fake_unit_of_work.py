@@ -43,6 +43,7 @@ class Tables:
     sagas: dict[UUID, str] = field(default_factory=dict)
     processed: set[tuple[str, UUID]] = field(default_factory=set)
     outbox: list[DomainEvent] = field(default_factory=list)
+    spent_tokens: list[str] = field(default_factory=list)
     concerts: set[UUID] = field(default_factory=set)
     rooms: dict[UUID, Room] = field(default_factory=dict)
     room_changes: list[tuple[UUID, str, dict[str, Any]]] = field(default_factory=list)
@@ -146,6 +147,8 @@ class FakePayments(Repository):
         tables.payments[payment.id] = {"status": "PAID", "amount": reservation.price,
                                        "reservation_id": reservation.id}
         tables.sagas[payment.id] = "REGISTERING"
+        if queue_token is not None:
+            tables.spent_tokens.append(queue_token)
         return True
 
 

@@ -13,14 +13,14 @@ from services.booking.domain.errors import (
     ReservationExpired,
     ReservationNotHeld,
 )
-from services.booking.domain.events import PaymentCompleted, QueueTokenExpired
+from services.booking.domain.events import PaymentCompleted
 from services.booking.service_layer.payments import pay
 from services.booking.service_layer.reservations import cancel_reservation
 from tests.unit.fake_unit_of_work import NOW, PRICE, one_seat_held
 
 pytestmark = pytest.mark.unit
 
-async def test_a_payment_spends_the_points_sells_the_seat_and_announces_both_events() -> None:
+async def test_a_payment_spends_the_points_sells_the_seat_spends_the_token_and_announces_it() -> None:
     db, held = await one_seat_held(balance=PRICE + 1)
 
     async with db.unit_of_work() as uow:
@@ -28,18 +28,18 @@ async def test_a_payment_spends_the_points_sells_the_seat_and_announces_both_eve
 
     assert db.tables.wallets["ann"] == 1
     assert db.tables.seats[(held.schedule_id, 1)].status == "SOLD"
-    completed, expired = db.tables.outbox
-    assert completed == PaymentCompleted(payment.id, held.id, payment.ticket_id, "ann", held.schedule_id,
-                                         1, PRICE, "tok")
-    assert expired == QueueTokenExpired("tok", "ann", "PAID")
+    assert db.tables.spent_tokens == ["tok"]
+    assert db.tables.outbox == [PaymentCompleted(payment.id, held.id, payment.ticket_id, "ann",
+                                                 held.schedule_id, 1, PRICE, "tok")]
 
 
-async def test_without_a_queue_token_only_the_payment_is_announced() -> None:
+async def test_without_a_queue_token_no_token_is_spent() -> None:
     db, held = await one_seat_held()
 
     async with db.unit_of_work() as uow:
         await pay(uow, "ann", held.id, None, NOW)
 
+    assert db.tables.spent_tokens == []
     assert [type(event) for event in db.tables.outbox] == [PaymentCompleted]
 
 
@@ -59,6 +59,7 @@ async def test_a_refused_payment_changes_nothing_and_announces_nothing(
     assert db.tables.wallets["ann"] == balance
     assert db.tables.seats[(held.schedule_id, 1)].status == "HELD"
     assert db.tables.outbox == []
+    assert db.tables.spent_tokens == []
 
 
 async def test_a_hold_is_paid_once_only_by_its_owner_only_while_held() -> None:

@@ -2,11 +2,11 @@
 
 The API removes a paid token right after its commit; this sweeper is the guarantee
 when that step failed (Redis away, process killed). Every payment that spends a token
-records it in spent_queue_tokens in its own transaction; every second the sweeper takes
-up to 500 of those rows, removes their tokens from the waiting rooms and deletes the
-rows, committing only once Redis let the tokens go. Replicas are safe (rows are taken
-with SKIP LOCKED). Settings: DATABASE_URL, REDIS_URL, QUEUE_NAMESPACE,
-TOKEN_EXPIRY_METRICS_PORT, WORKER_METRICS_HOST, LOG_*.
+records it in queue_token_expiries in its own transaction, not yet swept; every second
+the sweeper takes up to 500 of the rows not swept, removes their tokens from the waiting
+rooms and marks the rows swept, committing only once Redis let the tokens go. Replicas
+are safe (rows are taken with SKIP LOCKED). Settings: DATABASE_URL, REDIS_URL,
+QUEUE_NAMESPACE, TOKEN_EXPIRY_METRICS_PORT, WORKER_METRICS_HOST, LOG_*.
 """
 
 import asyncio
@@ -14,7 +14,7 @@ import signal
 
 from prometheus_client import start_http_server
 
-from services.booking.adapters.spent_tokens import SpentTokens, create_pool
+from services.booking.adapters.queue_token_expiries import QueueTokenExpiries, create_pool
 from services.booking.adapters.waiting_room import WaitingRooms
 from services.booking.domain.waiting_room import Lifetimes
 from services.common.logging import configure_logging
@@ -36,7 +36,7 @@ async def serve(settings: Settings) -> None:
     # Only `expire` is used, which does not depend on token lifetimes.
     rooms = WaitingRooms(redis, Lifetimes(1, 1), namespace=settings.queue_namespace)
     try:
-        await Sweeper(SpentTokens(pool), rooms).run(stop)
+        await Sweeper(QueueTokenExpiries(pool), rooms).run(stop)
     finally:
         await redis.aclose()
         await pool.close()

@@ -2,7 +2,7 @@
 
 from prometheus_client import Counter, Gauge
 
-REMOVED = Counter("token_expiry_tokens_removed", "Spent queue tokens removed from Redis, rows deleted")
+REMOVED = Counter("token_expiry_tokens_removed", "Spent queue tokens removed from Redis, rows marked swept")
 FAILURES = Counter("token_expiry_sweep_failures", "Sweeps rolled back, by the store that failed",
                    ["reason"])
 WAITING = Gauge("token_expiry_spent_tokens_waiting", "Spent-token rows not yet swept")

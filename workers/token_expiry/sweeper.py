@@ -1,4 +1,4 @@
-"""The sweep: take spent-token rows, remove their tokens from Redis, delete the rows.
+"""The sweep: take spent tokens not swept, remove them from Redis, mark their rows swept.
 
 Each sweep is one transaction: rows taken with FOR UPDATE SKIP LOCKED (so replicas share
 the table without waiting on each other), the tokens removed from Redis at once (the
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import asyncpg
 from redis.exceptions import RedisError
 
-from services.booking.adapters.spent_tokens import SpentTokens
+from services.booking.adapters.queue_token_expiries import QueueTokenExpiries
 from services.booking.adapters.waiting_room import WaitingRooms
 from services.common.logging import READY
 from workers.token_expiry import metrics
@@ -34,7 +34,7 @@ log = logging.getLogger(__name__)
 class Sweeper:
     """Sweeps and keeps the metrics; logs an outage once when it starts and once when it ends."""
 
-    def __init__(self, store: SpentTokens, rooms: WaitingRooms, batch: int = SWEEP_BATCH) -> None:
+    def __init__(self, store: QueueTokenExpiries, rooms: WaitingRooms, batch: int = SWEEP_BATCH) -> None:
         self._store, self._rooms, self._batch = store, rooms, batch
         self.outage: str | None = None  # "redis" or "database" while one lasts
 

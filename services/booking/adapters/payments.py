@@ -11,7 +11,6 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from services.booking.adapters.outbox import EventWrites, insert_events_from, rows_parameter
-from services.booking.adapters.spent_tokens import insert_spent_tokens_from
 from services.booking.domain.payment import PayableHold, Payment
 from services.booking.domain.seat_hold import Reservation
 
@@ -28,7 +27,8 @@ SELECT r.id, r.user_id, r.schedule_id, r.seat_no, r.price, r.status, r.expires_a
     ON true
 """
 # Everything a payment writes, in one round trip: wallet and its history row, payment,
-# ticket, reservation, token expiry, outbox rows, spent token, and the seat, whose update is
+# ticket, reservation, the spent token's expiry (which also queues it for booking-worker
+# token-expiry: swept_at is not set), outbox rows, and the seat, whose update is
 # conditional on this reservation still holding it. When it is not, the caller rolls
 # the whole transaction back.
 RECORD_PAYMENT = f"""
@@ -51,7 +51,6 @@ WITH wallet AS (
     SELECT $8, $4, $1, $9 WHERE CAST($8 AS text) IS NOT NULL
     ON CONFLICT (token) DO NOTHING
 ), events AS ({insert_events_from("$11")}
-), spent AS ({insert_spent_tokens_from("$12", "$13")}
 ), seat AS (
     UPDATE seats SET status = 'SOLD', held_until = NULL
      WHERE schedule_id = $6 AND seat_no = $7
@@ -93,8 +92,7 @@ class PostgresPayments:
         sold = await self._conn.fetchval(
             RECORD_PAYMENT, payment.id, payment.ticket_id, reservation.id, reservation.user_id,
             reservation.price, reservation.schedule_id, reservation.seat_no, queue_token, now,
-            payment.balance_after, rows_parameter(writes.outbox), writes.spent_tokens,
-            writes.spent_users,
+            payment.balance_after, rows_parameter(writes.outbox),
         )
         return bool(sold)
 

@@ -1,9 +1,9 @@
 """The unit of work on PostgreSQL: one pooled asyncpg connection, one transaction.
 
 Its repositories run the tuned statements on that connection. The events the domain
-raised are written just before COMMIT, in one statement (outbox rows, and a spent queue
-token's row), unless a repository already carried them in its own (a payment's does): a
-transaction's events never cost it more than that one statement, and usually nothing.
+raised are written just before COMMIT, as outbox rows in one statement, unless a
+repository already carried them in its own (a payment's does): a transaction's events
+never cost it more than that one statement, and usually nothing.
 """
 
 from collections.abc import AsyncIterator, Callable, Iterable

@@ -20,13 +20,6 @@ class PaymentCompleted:
 
 
 @dataclass(frozen=True)
-class QueueTokenExpired:
-    token: str
-    user_id: str
-    reason: str
-
-
-@dataclass(frozen=True)
 class TicketConfirmed:
     ticket_id: UUID
     payment_id: UUID
@@ -61,6 +54,4 @@ class NotificationRequested:
     amount: int
 
 
-DomainEvent = (
-    PaymentCompleted | QueueTokenExpired | TicketConfirmed | PaymentRefunded | NotificationRequested
-)
+DomainEvent = PaymentCompleted | TicketConfirmed | PaymentRefunded | NotificationRequested

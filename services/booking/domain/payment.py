@@ -5,7 +5,7 @@ from datetime import datetime
 from uuid import UUID, uuid4
 
 from services.booking.domain.errors import QueueTokenInvalid
-from services.booking.domain.events import DomainEvent, PaymentCompleted, QueueTokenExpired
+from services.booking.domain.events import DomainEvent, PaymentCompleted
 from services.booking.domain.seat_hold import Reservation, check_payable
 from services.booking.domain.wallet import balance_after_payment
 
@@ -38,14 +38,10 @@ def take_payment(
     reservation = hold.reservation
     check_payable(reservation, now)
     after = balance_after_payment(hold.balance, reservation.price)
-    payment_id, ticket_id, user_id = uuid4(), uuid4(), reservation.user_id
+    payment_id, ticket_id = uuid4(), uuid4()
     completed = PaymentCompleted(
         payment_id=payment_id, reservation_id=reservation.id, ticket_id=ticket_id,
-        user_id=user_id, schedule_id=reservation.schedule_id, seat_no=reservation.seat_no,
+        user_id=reservation.user_id, schedule_id=reservation.schedule_id, seat_no=reservation.seat_no,
         amount=reservation.price, queue_token=queue_token,
     )
-    # The token is spent: booking-worker token-expiry removes it from the waiting room if the
-    # API could not.
-    events: tuple[DomainEvent, ...] = (completed,) if queue_token is None else (
-        completed, QueueTokenExpired(token=queue_token, user_id=user_id, reason="PAID"))
-    return Payment(payment_id, ticket_id, reservation, after, events)
+    return Payment(payment_id, ticket_id, reservation, after, (completed,))

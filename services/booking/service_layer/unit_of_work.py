@@ -58,8 +58,8 @@ class Payments(Protocol):
         """Lock the user's reservation, then their wallet."""
 
     async def record(self, payment: Payment, queue_token: str | None, now: datetime) -> bool:
-        """Write the whole payment and the events collected so far; False when the hold no
-        longer owns the seat."""
+        """Write the whole payment, its spent `queue_token` (for booking-worker token-expiry)
+        and the events collected so far; False when the hold no longer owns the seat."""
 
 
 class Wallets(Protocol):

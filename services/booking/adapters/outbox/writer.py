@@ -1,8 +1,5 @@
 """Writing a transaction's events in the caller's transaction: which topic and aggregate each
-event takes, and the INSERT that runs alone or as a CTE of the caller's one statement.
-
-A spent queue token (`QueueTokenExpired`) is no Kafka event: it goes to the
-spent_queue_tokens table, in the same statement as the outbox rows (`EventWrites`)."""
+event takes, and the INSERT that runs alone or as a CTE of the caller's one statement."""
 
 from __future__ import annotations
 
@@ -15,13 +12,11 @@ from typing import Any
 import asyncpg
 import orjson
 
-from services.booking.adapters.spent_tokens import insert_spent_tokens_from
 from services.booking.domain.events import (
     DomainEvent,
     NotificationRequested,
     PaymentCompleted,
     PaymentRefunded,
-    QueueTokenExpired,
     TicketConfirmed,
 )
 from services.common import topics
@@ -79,29 +74,13 @@ def rows_parameter(rows: Sequence[dict[str, Any]]) -> str:
 
 @dataclass(slots=True)
 class EventWrites:
-    """A transaction's events as rows: outbox rows, and the spent tokens' (token, user) columns."""
+    """A transaction's events as rows: its outbox rows."""
 
     outbox: list[dict[str, Any]] = field(default_factory=list)
-    spent_tokens: list[str] = field(default_factory=list)
-    spent_users: list[str] = field(default_factory=list)
 
 
 def event_writes(events: Iterable[DomainEvent], trace_id: str | None) -> EventWrites:
-    writes = EventWrites()
-    for event in events:
-        if isinstance(event, QueueTokenExpired):
-            writes.spent_tokens.append(event.token)
-            writes.spent_users.append(event.user_id)
-        else:
-            writes.outbox.append(outbox_row(event, trace_id))
-    return writes
-
-
-# The unit of work's last statement when a spent token is left for it (no repository
-# took the events into its own statement): the token's row and the outbox rows together.
-INSERT_EVENTS_AND_SPENT = f"""
-WITH spent AS ({insert_spent_tokens_from("$2", "$3")}
-){insert_events_from("$1")}"""
+    return EventWrites([outbox_row(event, trace_id) for event in events])
 
 
 async def add_rows(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -112,11 +91,7 @@ async def add_rows(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> 
 
 async def add_writes(conn: asyncpg.Connection, writes: EventWrites) -> None:
     """Write a transaction's events in the caller's transaction, at most one statement."""
-    if writes.spent_tokens:
-        await conn.execute(INSERT_EVENTS_AND_SPENT, rows_parameter(writes.outbox),
-                           writes.spent_tokens, writes.spent_users)
-    else:
-        await add_rows(conn, writes.outbox)
+    await add_rows(conn, writes.outbox)
 
 
 async def add_events(

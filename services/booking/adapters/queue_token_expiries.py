@@ -1,8 +1,8 @@
-"""The spent_queue_tokens table: every statement over it, on asyncpg.
+"""The sweeper's statements over queue_token_expiries, on asyncpg.
 
-A payment writes its spent token in its own transaction (`insert_spent_tokens_from`, a
-CTE of the payment's statement, or of the unit of work's last one); booking-worker
-token-expiry removes each token from Redis and only then deletes its row (`SpentTokens`).
+A payment records its spent token there in its own statement (adapters/payments.py), not
+yet swept; booking-worker token-expiry takes the rows not swept, removes their tokens from
+Redis and only then marks them swept (`QueueTokenExpiries`). The rows stay, as the record.
 """
 
 from __future__ import annotations
@@ -14,30 +14,22 @@ import asyncpg
 
 from services.common.settings_types import asyncpg_dsn
 
-
-def insert_spent_tokens_from(tokens: str, users: str) -> str:
-    """An INSERT of the spent tokens given as two parallel text arrays, to run as a CTE of
-    the caller's statement. `tokens` and `users` are placeholders such as "$12", never input."""
-    return f"""
-    INSERT INTO spent_queue_tokens (token, user_id)
-    SELECT * FROM unnest(CAST({tokens} AS text[]), CAST({users} AS text[]))"""  # noqa: S608 (constants only: no input)
-
-
 # Takes the oldest rows no other sweeper holds; the rows stay locked until COMMIT, which
 # comes only after Redis let the tokens go, and a rollback gives them back.
 TAKE = """
-DELETE FROM spent_queue_tokens WHERE id = ANY(ARRAY(
-    SELECT id FROM spent_queue_tokens ORDER BY id LIMIT $1 FOR UPDATE SKIP LOCKED))
+UPDATE queue_token_expiries SET swept_at = now() WHERE token = ANY(ARRAY(
+    SELECT token FROM queue_token_expiries WHERE swept_at IS NULL
+     ORDER BY expired_at LIMIT $1 FOR UPDATE SKIP LOCKED))
 RETURNING token
 """
 
 BACKLOG = """
 SELECT count(*),
-       coalesce(extract(epoch FROM clock_timestamp() - min(recorded_at)), 0)::float8
-  FROM spent_queue_tokens
+       coalesce(extract(epoch FROM clock_timestamp() - min(expired_at)), 0)::float8
+  FROM queue_token_expiries WHERE swept_at IS NULL
 """
 
-# A row deleted and then lost in a crash is swept again: removing a token is idempotent.
+# A row marked swept and then lost in a crash is swept again: removing a token is idempotent.
 SERVER_SETTINGS = {"application_name": "token-expiry", "synchronous_commit": "off"}
 
 
@@ -55,15 +47,16 @@ async def create_pool(database_url: str, size: int = 2) -> asyncpg.Pool:
     )
 
 
-class SpentTokens:
+class QueueTokenExpiries:
     """The sweeper's side of the table, on its own pool."""
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
 
     async def sweep(self, limit: int, remove: Callable[[Sequence[str]], Awaitable[None]]) -> int:
-        """Take up to `limit` rows, `remove` their tokens, and delete the rows only if it
-        returned; return how many were swept. An error rolls the rows back for a later sweep."""
+        """Take up to `limit` rows not swept, `remove` their tokens, and mark the rows swept
+        only if it returned; return how many were swept. An error rolls the rows back for a
+        later sweep."""
         async with self._pool.acquire() as connection, connection.transaction():
             tokens = [record["token"] for record in await connection.fetch(TAKE, limit)]
             if tokens:
