@@ -241,3 +241,14 @@ def assert_in_order(orders: dict[str, list[int]]) -> int:
 
 def dumps(value: Any) -> str:
     return orjson.dumps(value).decode()
+
+
+async def prepared_plan(session: asyncpg.Connection, fragment: str, arguments: str) -> str:
+    """The plan, as JSON text, that `session` would run now for the statement it prepared
+    whose text holds `fragment`, with `arguments` (SQL literals): the generic plan it kept,
+    or one made for the tables as they are."""
+    names = await session.fetch(
+        "SELECT name FROM pg_prepared_statements WHERE strpos(statement, $1) > 0", fragment)
+    assert len(names) == 1, names
+    call = f"{names[0]['name']}({arguments})" if arguments else names[0]["name"]
+    return str(await session.fetchval(f"EXPLAIN (FORMAT JSON) EXECUTE {call}"))
