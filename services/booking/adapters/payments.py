@@ -10,7 +10,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from services.booking.adapters.outbox import EventWrites, insert_events_from, rows_parameter
+from services.booking.adapters.outbox import insert_events_from, rows_parameter
 from services.booking.domain.payment import PayableHold, Payment
 from services.booking.domain.seat_hold import Reservation
 
@@ -71,13 +71,13 @@ SELECT id, payment_id, schedule_id, seat_no, status FROM tickets
 
 class PostgresPayments:
     """Paying inside a unit of work's transaction; the payment's statement also carries
-    the events collected so far (`take_writes`), so they cost no round trip of their own."""
+    the events collected so far (`take_rows`), so they cost no round trip of their own."""
 
-    __slots__ = ("_conn", "_take_writes")
+    __slots__ = ("_conn", "_take_rows")
 
-    def __init__(self, conn: asyncpg.Connection, take_writes: Callable[[], EventWrites]) -> None:
+    def __init__(self, conn: asyncpg.Connection, take_rows: Callable[[], list[dict[str, Any]]]) -> None:
         self._conn = conn
-        self._take_writes = take_writes
+        self._take_rows = take_rows
 
     async def lock_for_payment(self, reservation_id: UUID, user_id: str) -> PayableHold | None:
         row = await self._conn.fetchrow(LOCK_FOR_PAYMENT, reservation_id, user_id)
@@ -88,11 +88,11 @@ class PostgresPayments:
         return PayableHold(Reservation(**fields), balance, concert_id)
 
     async def record(self, payment: Payment, queue_token: str | None, now: datetime) -> bool:
-        reservation, writes = payment.reservation, self._take_writes()
+        reservation, rows = payment.reservation, self._take_rows()
         sold = await self._conn.fetchval(
             RECORD_PAYMENT, payment.id, payment.ticket_id, reservation.id, reservation.user_id,
             reservation.price, reservation.schedule_id, reservation.seat_no, queue_token, now,
-            payment.balance_after, rows_parameter(writes.outbox),
+            payment.balance_after, rows_parameter(rows),
         )
         return bool(sold)
 

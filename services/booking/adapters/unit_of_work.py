@@ -66,18 +66,18 @@ class PostgresUnitOfWork:
     def collect(self, events: Iterable[DomainEvent]) -> None:
         self._events.extend(events)
 
-    def take_writes(self) -> outbox.EventWrites:
-        """The events collected so far as rows, for the statement that writes them."""
-        writes = outbox.event_writes(self._events, self.trace_id)
+    def take_rows(self) -> list[dict[str, Any]]:
+        """The events collected so far as outbox rows, for the statement that writes them."""
+        rows = outbox.outbox_rows(self._events, self.trace_id)
         self._events.clear()
-        return writes
+        return rows
 
 
 _REPOSITORIES: dict[str, Callable[[PostgresUnitOfWork], object]] = {
     "reservations": lambda uow: PostgresReservations(uow.connection),
     "catalogue": lambda uow: PostgresCatalogue(uow.connection),
     "rooms": lambda uow: PostgresRooms(uow.connection),
-    "payments": lambda uow: PostgresPayments(uow.connection, uow.take_writes),
+    "payments": lambda uow: PostgresPayments(uow.connection, uow.take_rows),
     "wallets": lambda uow: PostgresWallets(uow.connection),
     "refunds": lambda uow: PostgresRefunds(uow.connection),
     "sagas": lambda uow: PostgresSagaLog(uow.connection),
@@ -90,4 +90,4 @@ async def unit_of_work(engine: AsyncEngine, trace_id: str | None) -> AsyncIterat
     async with driver_connection(engine) as connection, connection.transaction():
         work = PostgresUnitOfWork(connection, trace_id)
         yield work
-        await outbox.add_writes(connection, work.take_writes())
+        await outbox.add_rows(connection, work.take_rows())

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
 import asyncpg
@@ -72,15 +71,9 @@ def rows_parameter(rows: Sequence[dict[str, Any]]) -> str:
     return orjson.dumps(rows, default=str).decode()
 
 
-@dataclass(slots=True)
-class EventWrites:
-    """A transaction's events as rows: its outbox rows."""
-
-    outbox: list[dict[str, Any]] = field(default_factory=list)
-
-
-def event_writes(events: Iterable[DomainEvent], trace_id: str | None) -> EventWrites:
-    return EventWrites([outbox_row(event, trace_id) for event in events])
+def outbox_rows(events: Iterable[DomainEvent], trace_id: str | None) -> list[dict[str, Any]]:
+    """A transaction's events as the outbox rows that carry them."""
+    return [outbox_row(event, trace_id) for event in events]
 
 
 async def add_rows(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> None:
@@ -89,13 +82,8 @@ async def add_rows(conn: asyncpg.Connection, rows: Sequence[dict[str, Any]]) -> 
         await conn.execute(INSERT_EVENTS, rows_parameter(rows))
 
 
-async def add_writes(conn: asyncpg.Connection, writes: EventWrites) -> None:
-    """Write a transaction's events in the caller's transaction, at most one statement."""
-    await add_rows(conn, writes.outbox)
-
-
 async def add_events(
     conn: asyncpg.Connection, events: Sequence[DomainEvent], trace_id: str | None
 ) -> None:
-    await add_writes(conn, event_writes(events, trace_id))
+    await add_rows(conn, outbox_rows(events, trace_id))
 

@@ -1,10 +1,12 @@
-"""Queue tokens a payment spent: queue_token_expiries is the record and the sweeper's queue,
-spent_queue_tokens goes.
+"""Queue tokens a payment spent: queue_token_expiries is the record and the sweeper's queue.
 
 Revision ID: 0008
 Revises: 0007
 
-Stop the API before upgrading: until then its payments write spent_queue_tokens.
+spent_queue_tokens stays, unread, so that API replicas of the release before keep paying
+while a rolling deploy replaces them: they still write it, and the queue_token_expiries
+row they write beside it (swept_at NULL) is what the new sweeper reads. The release after
+this one drops it.
 """
 
 from services.booking.migrations.sql import execute_script
@@ -30,20 +32,18 @@ UPDATE queue_token_expiries e SET swept_at = e.expired_at
 
 CREATE INDEX queue_token_expiries_unswept ON queue_token_expiries (expired_at)
  WHERE swept_at IS NULL;
-DROP TABLE spent_queue_tokens;
+-- Unread from now on; emptied so that a downgrade finds only what was written since.
+DELETE FROM spent_queue_tokens;
 """
 
-# 0007's table again, holding the tokens not swept yet.
+# 0007's sweeper reads spent_queue_tokens again: the tokens not swept yet go back to it
+# (old API replicas may have written some of them there meanwhile).
 DOWNGRADE = """
-CREATE TABLE spent_queue_tokens (
-    id bigserial PRIMARY KEY,
-    token text NOT NULL,
-    user_id text NOT NULL,
-    recorded_at timestamptz NOT NULL DEFAULT now()
-);
 INSERT INTO spent_queue_tokens (token, user_id, recorded_at)
-SELECT token, user_id, expired_at FROM queue_token_expiries WHERE swept_at IS NULL
- ORDER BY expired_at;
+SELECT e.token, e.user_id, e.expired_at FROM queue_token_expiries e
+ WHERE e.swept_at IS NULL
+   AND NOT EXISTS (SELECT 1 FROM spent_queue_tokens s WHERE s.token = e.token)
+ ORDER BY e.expired_at;
 
 DROP INDEX queue_token_expiries_unswept;
 ALTER TABLE queue_token_expiries DROP COLUMN swept_at;
