@@ -90,10 +90,10 @@ class OutboxRow:
 # its sixth execution a prepared statement runs on a generic plan, kept until the table's
 # statistics change. One made while the outbox was small (a new database) scans the whole
 # table, and the claim and the settle then read it four times over until autovacuum's
-# next ANALYZE, a minute or more later. Under hold + pay on a new
-# database that cost 1.3-1.75 ms of PostgreSQL CPU a payment in the relay's sessions,
-# against 0.42 ms planned at each execution (of which 0.16 ms is the planning), and the
-# payment rate rose from 135-158 to 204 a second (bench holdpay).
+# next ANALYZE, a minute or more later. Under hold + pay on a new database the relay's
+# sessions cost 1.3-1.75 ms of PostgreSQL CPU a payment, against 0.37-0.52 ms planned at
+# each execution (about 0.16 ms of it planning); PostgreSQL's whole CPU a payment fell
+# from 4.07-4.12 to 3.41-3.62 ms (bench holdpay, interleaved; 907db6c).
 SERVER_SETTINGS = {"application_name": "outbox-relay", "synchronous_commit": "off",
                    "plan_cache_mode": "force_custom_plan"}
 
