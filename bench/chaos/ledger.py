@@ -63,6 +63,10 @@ SELECT
  (SELECT count(*) FROM notifications WHERE status IN ('PENDING', 'FAILED')) AS notifications_open,
  (SELECT count(*) FROM outbox WHERE event_type = 'PaymentCompleted'
     AND payload->>'queue_token' IS NOT NULL) AS tokens_spent,
+ (SELECT count(*) FROM outbox o WHERE o.event_type = 'PaymentCompleted'
+    AND o.payload->>'queue_token' IS NOT NULL AND NOT EXISTS (
+    SELECT 1 FROM queue_token_expiries e WHERE e.token = o.payload->>'queue_token')
+ ) AS tokens_unrecorded,
  (SELECT count(*) FROM queue_token_expiries WHERE swept_at IS NULL) AS tokens_waiting,
  (SELECT count(*) FROM seats WHERE status = 'SOLD') AS seats_sold,
  (SELECT count(*) FROM wallets) AS wallets
@@ -272,8 +276,10 @@ def build(e: Evidence) -> Ledger:
             note="exactly one provider accepted each"),
         # A payment writes its spent-token row in the statement that writes its event; the
         # sweeper marks the row swept only after Redis let the token go.
-        Row("token-expiry swept", f["tokens_spent"], f["tokens_spent"] - f["tokens_waiting"],
-            stuck=f["tokens_waiting"], note="spent-token rows recorded vs. swept; stuck = still waiting"),
+        Row("token-expiry swept", f["tokens_spent"],
+            f["tokens_spent"] - f["tokens_unrecorded"] - f["tokens_waiting"],
+            lost=f["tokens_unrecorded"], stuck=f["tokens_waiting"],
+            note="lost = a paid token with no row; stuck = a row not swept"),
         Row("dead letters", e.dlq_parked, e.dlq_replayed, stuck=e.dlq_left,
             note="booking-dlq replay --all; stuck = still parked"),
         Row("invariants (booking-reconcile)", len(checks), len(checks) - len(broken),
