@@ -115,7 +115,7 @@ CLIENTS: dict[str, Callable[[int, int], Coroutine[Any, Any, None]]] = {
 def measure(kind: str, port: int, count: int) -> dict[str, float]:
     run = CLIENTS[kind]
     uvloop.run(run(port, min(count, 2_000)))  # warm-up: imports, connections
-    # Every thread's CPU: pyreqwest (the provider caller) sends from threads of its own.
+    # Every thread's CPU, should a client send from threads of its own.
     cpu, wall = time.process_time(), time.perf_counter()
     uvloop.run(run(port, count))
     cpu, wall = time.process_time() - cpu, time.perf_counter() - wall

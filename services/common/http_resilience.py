@@ -7,11 +7,9 @@ explicit: `Accepted` (2xx), `Rejected` (a definite 4xx answer: not retried, not 
 breaker failure), or an exception, `TransientFailure` (5xx, 429, timeouts or
 connection errors outlasted every attempt) or `BreakerOpen` (nothing was sent).
 
-The client is pyreqwest's (Rust's reqwest): the workers make one such call per
-event, and it costs the caller less CPU than aiohttp's, measured with 20,000 posts
-of a Kakao-sized body to a local server, in µs of client CPU per request (median of
-3 runs; sequential / 32 at once): aiohttp 307 / 227, pyreqwest 205 / 100, aiosonic
-336 / 229. `make bench SCENARIO=calibrate` measures this caller beside aiohttp and httpx.
+The client is our own (`http_client`): the workers make one such call per event,
+and it runs on the caller's event loop, with no thread of its own to hand each request
+to. `make bench SCENARIO=calibrate` measures this caller beside aiohttp and httpx.
 """
 
 import asyncio
@@ -22,14 +20,13 @@ import time
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 
 import orjson
-from pyreqwest.client import Client, ClientBuilder
-from pyreqwest.exceptions import RequestError
 
 from services.common.breaker import AsyncCircuitBreaker, BreakerOpen
+from services.common.http_client import HttpClient, HttpClientError
 from services.common.provider_metrics import (
     PROVIDER_ATTEMPT_DURATION,
     PROVIDER_ATTEMPTS,
@@ -158,14 +155,13 @@ def parse_retry_after(value: str | None) -> float | None:
 
 
 @asynccontextmanager
-async def provider_http() -> AsyncIterator[Client]:
-    """The HTTP client a process shares among its providers' `ResilientCaller`s.
-
-    Proxies named in the environment are not used, so that nothing sits between a worker
-    and a provider it was told to call.
-    """
-    async with ClientBuilder().no_proxy().build() as client:
+async def provider_http() -> AsyncIterator[HttpClient]:
+    """The HTTP client a process shares among its providers' `ResilientCaller`s."""
+    client = HttpClient()
+    try:
         yield client
+    finally:
+        await client.aclose()
 
 
 def _decoded(body: bytes) -> object:
@@ -186,13 +182,12 @@ class ResilientCaller:
     def __init__(
         self,
         provider: str,
-        client: Client,
+        client: HttpClient,
         policy: ResiliencePolicy | None = None,
     ) -> None:
         self.provider = provider
         self.policy = policy or ResiliencePolicy()
         self._client = client
-        self._timeout = timedelta(seconds=self.policy.timeout)
         self._durations = PROVIDER_ATTEMPT_DURATION.labels(provider)
         self._attempts = ProviderChildren(PROVIDER_ATTEMPTS, provider)
         self._calls = ProviderChildren(PROVIDER_CALLS, provider)
@@ -243,18 +238,15 @@ class ResilientCaller:
         started = time.perf_counter()
         try:
             # The timeout bounds the whole attempt, from connecting to the last byte of the answer.
-            request = (self._client.post(url).headers({**headers, **_JSON}).body_bytes(orjson.dumps(payload))
-                       .timeout(self._timeout).build())
-            response = await request.send()
-            status, body = response.status, bytes(await response.bytes())
-            retry_after = response.get_header("Retry-After")
-        except TimeoutError as error:  # every pyreqwest timeout is a TimeoutError
+            async with asyncio.timeout(self.policy.timeout):
+                response = await self._client.post(url, {**headers, **_JSON}, orjson.dumps(payload))
+        except TimeoutError as error:
             raise self._failed_attempt(_TransientAttempt("timeout")) from error
-        except RequestError as error:  # could not connect, or the connection broke
+        except HttpClientError as error:  # could not connect, or the connection broke
             raise self._failed_attempt(_TransientAttempt("connection_error")) from error
         finally:
             self._durations.observe(time.perf_counter() - started)
-        return self._classify(status, body, retry_after, attempt)
+        return self._classify(response.status, response.body, response.headers.get("retry-after"), attempt)
 
     def _classify(self, status: int, body: bytes, retry_after: str | None, attempt: int) -> Outcome:
         if status == TOO_MANY_REQUESTS or status >= 500:

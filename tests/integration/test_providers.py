@@ -9,9 +9,9 @@ from datetime import UTC, datetime
 import httpx
 import pytest
 from prometheus_client import REGISTRY
-from pyreqwest.client import Client
 
 from services.booking.adapters.venue_client import VenueClient, VenueRegistration
+from services.common.http_client import HttpClient
 from services.common.http_resilience import (
     Accepted,
     BreakerOpen,
@@ -66,26 +66,26 @@ def venue_sim(venue_server: SimulatorServer) -> SimulatorServer:
 
 
 @pytest.fixture
-async def http() -> AsyncIterator[Client]:
+async def http() -> AsyncIterator[HttpClient]:
     async with provider_http() as client:
         yield client
 
 
 def kakao_client(
-    http: Client, sim: SimulatorServer, policy: ResiliencePolicy = FAST
+    http: HttpClient, sim: SimulatorServer, policy: ResiliencePolicy = FAST
 ) -> KakaoAlimTalkClient:
     caller = ResilientCaller(unique("kakao"), http, policy)
     return KakaoAlimTalkClient(caller, base_url=sim.base_url, api_key=KAKAO_KEY, sender_key="sender-1")
 
 
 def sms_client(
-    http: Client, sim: SimulatorServer, policy: ResiliencePolicy = FAST, key: str = SMS_KEY
+    http: HttpClient, sim: SimulatorServer, policy: ResiliencePolicy = FAST, key: str = SMS_KEY
 ) -> SmsClient:
     return SmsClient(ResilientCaller(unique("sms"), http, policy), base_url=sim.base_url, api_key=key)
 
 
 def venue_client(
-    http: Client, sim: SimulatorServer, policy: ResiliencePolicy = FAST
+    http: HttpClient, sim: SimulatorServer, policy: ResiliencePolicy = FAST
 ) -> VenueClient:
     return VenueClient(ResilientCaller(unique("venue"), http, policy), base_url=sim.base_url)
 
@@ -118,7 +118,7 @@ def registration(seat_no: int = 7) -> VenueRegistration:
 
 
 async def test_retries_on_503_then_succeeds_carrying_the_same_message_id(
-    http: Client, kakao_sim: SimulatorServer
+    http: HttpClient, kakao_sim: SimulatorServer
 ) -> None:
     kakao_sim.behave(mode="error", status=503, times=2)
     message = alimtalk()
@@ -147,7 +147,7 @@ async def test_retries_on_503_then_succeeds_carrying_the_same_message_id(
     }
 
 
-async def test_429_retry_after_is_honoured(http: Client, sms_sim: SimulatorServer) -> None:
+async def test_429_retry_after_is_honoured(http: HttpClient, sms_sim: SimulatorServer) -> None:
     sms_sim.behave(mode="error", status=429, retry_after=1, times=1)
     started = time.monotonic()
 
@@ -158,7 +158,7 @@ async def test_429_retry_after_is_honoured(http: Client, sms_sim: SimulatorServe
     assert [call.status for call in sms_sim.calls()] == [429, 200]
 
 
-async def test_retry_after_is_capped(http: Client, sms_sim: SimulatorServer) -> None:
+async def test_retry_after_is_capped(http: HttpClient, sms_sim: SimulatorServer) -> None:
     sms_sim.behave(mode="error", status=429, retry_after=3600, times=1)
     capped = ResiliencePolicy(retry=RetryPolicy(base_delay=0.01, max_retry_after=0.2))
     started = time.monotonic()
@@ -171,7 +171,7 @@ async def test_retry_after_is_capped(http: Client, sms_sim: SimulatorServer) -> 
 
 
 async def test_timeout_on_a_slow_provider_is_transient_and_the_retry_is_deduplicated(
-    http: Client, kakao_sim: SimulatorServer
+    http: HttpClient, kakao_sim: SimulatorServer
 ) -> None:
     kakao_sim.behave(mode="ok", delay_seconds=0.5)
     impatient = ResiliencePolicy(timeout=0.15, retry=RetryPolicy(max_attempts=2, base_delay=0.01))
@@ -186,7 +186,7 @@ async def test_timeout_on_a_slow_provider_is_transient_and_the_retry_is_deduplic
 
 
 async def test_definite_4xx_is_rejected_without_retry_or_breaker_failure(
-    http: Client, kakao_sim: SimulatorServer
+    http: HttpClient, kakao_sim: SimulatorServer
 ) -> None:
     kakao_sim.behave(mode="error", status=400, code="NOT_KAKAO_USER")
     touchy = ResiliencePolicy(retry=FAST_RETRIES, breaker_fail_max=1)
@@ -202,7 +202,7 @@ async def test_definite_4xx_is_rejected_without_retry_or_breaker_failure(
 
 
 async def test_wrong_api_key_is_answered_401_and_rejected(
-    http: Client, sms_sim: SimulatorServer
+    http: HttpClient, sms_sim: SimulatorServer
 ) -> None:
     outcome = await sms_client(http, sms_sim, key="wrong").send(sms())
 
@@ -212,7 +212,7 @@ async def test_wrong_api_key_is_answered_401_and_rejected(
 
 
 async def test_breaker_opens_after_repeated_5xx_and_refuses_without_sending(
-    http: Client, venue_sim: SimulatorServer
+    http: HttpClient, venue_sim: SimulatorServer
 ) -> None:
     venue_sim.behave(mode="error", status=503)
     policy = ResiliencePolicy(
@@ -238,7 +238,7 @@ async def test_breaker_opens_after_repeated_5xx_and_refuses_without_sending(
 
 
 async def test_an_outage_during_retries_ends_the_call_with_breaker_open(
-    http: Client, kakao_sim: SimulatorServer
+    http: HttpClient, kakao_sim: SimulatorServer
 ) -> None:
     kakao_sim.behave(mode="error", status=500)
     policy = ResiliencePolicy(retry=RetryPolicy(max_attempts=5, base_delay=0.01), breaker_fail_max=2)
@@ -248,7 +248,7 @@ async def test_an_outage_during_retries_ends_the_call_with_breaker_open(
     assert len(kakao_sim.calls()) == 2
 
 
-async def test_connection_refused_is_transient(http: Client) -> None:
+async def test_connection_refused_is_transient(http: HttpClient) -> None:
     with SimulatorServer("sms", api_key=SMS_KEY) as server:
         client = sms_client(http, server)
         server.stop()
@@ -264,7 +264,7 @@ async def test_connection_refused_is_transient(http: Client) -> None:
 
 
 async def test_rate_limit_holds_across_concurrent_calls(
-    http: Client, sms_sim: SimulatorServer
+    http: HttpClient, sms_sim: SimulatorServer
 ) -> None:
     limited = ResiliencePolicy(retry=FAST_RETRIES, rate_per_second=20, burst=2)
     client = sms_client(http, sms_sim, limited)
@@ -279,7 +279,7 @@ async def test_rate_limit_holds_across_concurrent_calls(
 
 
 async def test_simulator_accepts_a_message_id_once(
-    http: Client, sms_sim: SimulatorServer
+    http: HttpClient, sms_sim: SimulatorServer
 ) -> None:
     client = sms_client(http, sms_sim)
     message = sms()
@@ -301,7 +301,7 @@ async def test_simulator_accepts_a_message_id_once(
 
 
 async def test_failures_can_target_some_seats(
-    http: Client, venue_sim: SimulatorServer
+    http: HttpClient, venue_sim: SimulatorServer
 ) -> None:
     venue_sim.behave(mode="error", status=409, code="SEAT_TAKEN", for_seats=[13])
     client = venue_client(http, venue_sim)
@@ -327,7 +327,7 @@ async def test_failures_can_target_some_seats(
 
 
 async def test_failures_can_target_some_recipients(
-    http: Client, kakao_sim: SimulatorServer
+    http: HttpClient, kakao_sim: SimulatorServer
 ) -> None:
     kakao_sim.behave(mode="error", status=400, code="NOT_KAKAO_USER", for_recipients=["010-0"])
     client = kakao_client(http, kakao_sim)
@@ -337,7 +337,7 @@ async def test_failures_can_target_some_recipients(
 
 
 async def test_control_endpoints_switch_and_report_over_http(
-    http: Client, kakao_sim: SimulatorServer
+    http: HttpClient, kakao_sim: SimulatorServer
 ) -> None:
     async with httpx.AsyncClient(base_url=kakao_sim.base_url) as control:
         switched = await control.put("/_sim/behaviour", json={"mode": "error", "status": 502, "times": 1})
