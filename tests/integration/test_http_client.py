@@ -4,7 +4,7 @@ import asyncio
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import pytest
 import trustme
@@ -42,14 +42,17 @@ class Conversation:
 
 @dataclass
 class Server:
-    url: str
+    port: int = 0
     connections: int = 0
-    requests: list[bytes] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        return f"http://localhost:{self.port}/v1/messages?x=1"
 
 
 @asynccontextmanager
 async def serving(handle: Handler, tls: ssl.SSLContext | None = None) -> AsyncIterator[Server]:
-    server = Server("")
+    server = Server()
 
     async def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         server.connections += 1
@@ -61,8 +64,7 @@ async def serving(handle: Handler, tls: ssl.SSLContext | None = None) -> AsyncIt
             writer.close()
 
     listener = await asyncio.start_server(accept, "127.0.0.1", 0, ssl=tls)
-    port = listener.sockets[0].getsockname()[1]
-    server.url = f"{'https' if tls else 'http'}://localhost:{port}/v1/messages?x=1"
+    server.port = listener.sockets[0].getsockname()[1]
     try:
         yield server
     finally:
@@ -70,7 +72,7 @@ async def serving(handle: Handler, tls: ssl.SSLContext | None = None) -> AsyncIt
 
 
 def answering(*answers: bytes, record: list[bytes] | None = None) -> Handler:
-    """A server that reads a request and sends the next answer, over one connection each time."""
+    """On each connection, answer its requests with `answers` in turn, then close it."""
     async def handle(talk: Conversation) -> None:
         for raw in answers:
             request = await talk.request()
@@ -101,7 +103,7 @@ async def test_a_request_carries_its_headers_and_body_and_the_connection_is_kept
     head, body = seen[0].split(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     assert lines[0] == b"POST /v1/messages?x=1 HTTP/1.1"
-    assert f"Host: localhost:{server.url.split(':')[2].split('/')[0]}".encode() in lines
+    assert f"Host: localhost:{server.port}".encode() in lines
     assert {b"X-Trace-Id: t-1", b"Content-Length: 8"} <= set(lines)
     assert body == b'{"id":1}'
 
@@ -236,6 +238,10 @@ async def test_a_url_that_is_not_a_plain_http_one_is_refused(client: HttpClient,
         await client.post(url, {}, b"")
 
 
+def https(server: Server) -> str:
+    return server.url.replace("http:", "https:")
+
+
 async def test_https_is_verified_against_the_trusted_certificates() -> None:
     authority = trustme.CA()
     server_tls = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
@@ -245,12 +251,12 @@ async def test_https_is_verified_against_the_trusted_certificates() -> None:
     async with serving(answering(OK, OK), tls=server_tls) as server:
         trusted = HttpClient(trusting)
         try:
-            assert (await trusted.post(server.url, {}, b"")).body == b"ok"
+            assert (await trusted.post(https(server), {}, b"")).body == b"ok"
         finally:
             await trusted.aclose()
         system_trust = HttpClient()
         try:
             with pytest.raises(HttpClientError, match="CERTIFICATE_VERIFY_FAILED"):
-                await system_trust.post(server.url, {}, b"")
+                await system_trust.post(https(server), {}, b"")
         finally:
             await system_trust.aclose()
