@@ -39,6 +39,7 @@ from services.common.consumer_settings import ConsumerSettings
 from services.common.kafka import IdempotenceRefused, ensure_topics, start_producer, system_topics
 from services.common.logging import READY
 from workers.common.consumer import EventConsumer, RawMessage
+from workers.common.event_loop import run_worker_loop
 from workers.common.ordered_concurrency import OrderedConcurrency
 
 log = logging.getLogger("workers.kafka")
@@ -260,8 +261,8 @@ def run_worker(settings: ConsumerSettings, part: str, topics: Sequence[str], fac
     if metrics_port:
         start_http_server(metrics_port, addr=settings.worker_metrics_host)
     try:
-        asyncio.run(serve(settings, settings.group(part), topics, factory,
-                          concurrency=settings.consumer_concurrency))
+        run_worker_loop(serve(settings, settings.group(part), topics, factory,
+                              concurrency=settings.consumer_concurrency))
     except IdempotenceRefused as error:
         log.critical("%s", error)
         raise SystemExit(2) from None

@@ -25,6 +25,7 @@ from prometheus_client import start_http_server
 from services.common.kafka import IdempotenceRefused
 from services.common.logging import configure_logging
 from services.common.settings import exit_on_help, load_settings_or_exit
+from workers.common.event_loop import run_worker_loop
 from workers.outbox_relay import republish
 from workers.outbox_relay.config import Settings
 from workers.outbox_relay.metrics import RelayMetrics
@@ -69,7 +70,7 @@ def main() -> None:
                   f" {error.strerror}", file=sys.stderr)
             raise SystemExit(2) from None
     try:
-        asyncio.run(run(settings))
+        run_worker_loop(run(settings))
     except IdempotenceRefused as error:
         # A setting to change, not an outage to wait out: say so once and stop.
         logging.getLogger("workers.outbox_relay").critical("%s", error)

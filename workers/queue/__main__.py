@@ -12,7 +12,6 @@ QUEUE_METRICS_HOST for its /metrics. One process is enough; a second one is safe
 step is atomic).
 """
 
-import asyncio
 import contextlib
 
 from prometheus_client import start_http_server
@@ -21,6 +20,7 @@ from services.booking.adapters.database import create_engine
 from services.common.logging import configure_logging
 from services.common.redis_client import connect_redis
 from services.common.settings import exit_on_help, load_settings_or_exit
+from workers.common.event_loop import run_worker_loop
 from workers.queue.admission import run
 from workers.queue.config import Settings
 
@@ -42,7 +42,7 @@ def main() -> None:
     if settings.queue_metrics_port:
         start_http_server(settings.queue_metrics_port, addr=settings.queue_metrics_host)
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(settings))
+        run_worker_loop(serve(settings))
 
 
 if __name__ == "__main__":

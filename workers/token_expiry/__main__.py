@@ -20,6 +20,7 @@ from services.booking.domain.waiting_room import Lifetimes
 from services.common.logging import configure_logging
 from services.common.redis_client import connect_redis
 from services.common.settings import exit_on_help, load_settings_or_exit
+from workers.common.event_loop import run_worker_loop
 from workers.token_expiry.config import Settings
 from workers.token_expiry.sweeper import Sweeper
 
@@ -48,7 +49,7 @@ def main() -> None:
     configure_logging(PART, settings.log_level, settings.log_json)
     if settings.token_expiry_metrics_port:
         start_http_server(settings.token_expiry_metrics_port, addr=settings.worker_metrics_host)
-    asyncio.run(serve(settings))
+    run_worker_loop(serve(settings))
 
 
 if __name__ == "__main__":
