@@ -4,8 +4,9 @@ The workers make one provider call per event, so the client's cost per request i
 of every payment's. This one runs in the worker's own thread: asyncio's transports,
 httptools (llhttp) to read the answers, keep-alive connections kept per origin. A client
 that sends from a thread of its own (pyreqwest) pays for a hand-off and a wake-up each
-way per request; aiohttp pays for its generality. Measured with `make bench
-SCENARIO=calibrate` (the `provider` row is `ResilientCaller` over this client).
+way per request; aiohttp pays for its generality. `make bench SCENARIO=calibrate`, its
+`ResilientCaller.post_json` row (50 at once): 27-56 µs of client CPU per request on this
+client, 85-111 µs on pyreqwest.
 
 It does what the provider calls need and no more: POST with a body, `http` and `https`
 (the system's CA certificates), answers framed by Content-Length, chunked, or the
@@ -147,6 +148,9 @@ class _Connection(asyncio.Protocol):
             return
         self.reusable = self._parser.should_keep_alive()
         self._answer(Response(status, self._headers, b"".join(self._chunks)))
+
+    def eof_received(self) -> None:
+        self.closed = True  # not to be taken for a request while the transport closes
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.closed = True
