@@ -9,22 +9,23 @@ way per request; aiohttp pays for its generality. `make bench SCENARIO=calibrate
 client, 85-111 µs on pyreqwest.
 
 It does what the provider calls need and no more: POST with a body, `http` and `https`
-(the system's CA certificates), answers framed by Content-Length, chunked, or the
-connection's close, and a cap on the answer's size. The caller's `asyncio.timeout` bounds
-a request from connecting to the last byte. Proxies are not used: nothing sits between a
-worker and a provider.
+(the system's CA certificates), credentials in the URL sent as Basic authorization,
+answers framed by Content-Length, chunked, or the connection's close, and a cap on the
+answer's size. The caller's `asyncio.timeout` bounds a request from connecting to the
+last byte. Proxies are not used: nothing sits between a worker and a provider.
 """
 
 from __future__ import annotations
 
 import asyncio
+import base64
 import functools
 import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import cast
-from urllib.parse import urlsplit
+from urllib.parse import unquote, urlsplit
 
 import httptools
 
@@ -56,7 +57,7 @@ class _Target:
     host: str
     port: int
     tls: bool
-    head: bytes  # request line, Host and User-Agent
+    head: bytes  # request line, Host, User-Agent, and Authorization from the URL's credentials
 
 
 @functools.lru_cache(maxsize=256)
@@ -64,11 +65,12 @@ def _target(url: str) -> _Target:
     parts = urlsplit(url)
     if parts.scheme not in _DEFAULT_PORTS or not parts.hostname:
         raise ValueError(f"not an http(s) URL: {url!r}")
-    if parts.username is not None:
-        raise ValueError(f"credentials do not belong in a provider URL: {parts.hostname}")
     port = parts.port or _DEFAULT_PORTS[parts.scheme]
     path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    head = f"POST {path} HTTP/1.1\r\nHost: {parts.netloc}\r\nUser-Agent: {USER_AGENT}\r\n"
+    head = f"POST {path} HTTP/1.1\r\nHost: {parts.netloc.rpartition('@')[2]}\r\nUser-Agent: {USER_AGENT}\r\n"
+    if parts.username is not None:  # as browsers and reqwest do: https://user:password@host/
+        credentials = f"{unquote(parts.username)}:{unquote(parts.password or '')}".encode()
+        head += f"Authorization: Basic {base64.b64encode(credentials).decode()}\r\n"
     return _Target((parts.scheme, parts.hostname, port), parts.hostname, port,
                    parts.scheme == "https", head.encode("ascii"))
 
@@ -189,7 +191,7 @@ class HttpClient:
     """
 
     def __init__(self, ssl_context: ssl.SSLContext | None = None) -> None:
-        self._ssl = ssl_context or ssl.create_default_context()
+        self._ssl = ssl_context  # the system's, made at the first https connection
         self._idle: dict[tuple[str, str, int], list[_Connection]] = {}
         self._closed = False
 
@@ -231,6 +233,8 @@ class HttpClient:
 
     async def _connect(self, target: _Target) -> _Connection:
         loop = asyncio.get_running_loop()
+        if target.tls and self._ssl is None:
+            self._ssl = ssl.create_default_context()  # reads the CA bundle: only if a provider needs it
         try:
             transport, connection = await loop.create_connection(
                 _Connection, target.host, target.port,

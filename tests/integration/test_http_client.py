@@ -1,6 +1,7 @@
 """The provider HTTP client against servers that answer as real ones can, over real sockets."""
 
 import asyncio
+import base64
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -106,6 +107,16 @@ async def test_a_request_carries_its_headers_and_body_and_the_connection_is_kept
     assert f"Host: localhost:{server.port}".encode() in lines
     assert {b"X-Trace-Id: t-1", b"Content-Length: 8"} <= set(lines)
     assert body == b'{"id":1}'
+
+
+async def test_credentials_in_the_url_go_as_basic_authorization_not_in_the_host(client: HttpClient) -> None:
+    seen: list[bytes] = []
+    async with serving(answering(OK, record=seen)) as server:
+        url = server.url.replace("http://", "http://venue%40box:p%3Ass@")
+        assert (await client.post(url, {}, b"")).status == 200
+    lines = seen[0].split(b"\r\n\r\n")[0].split(b"\r\n")
+    assert f"Host: localhost:{server.port}".encode() in lines
+    assert b"Authorization: Basic " + base64.b64encode(b"venue@box:p:ss") in lines
 
 
 async def test_a_chunked_answer_is_read_whole(client: HttpClient) -> None:
@@ -232,9 +243,15 @@ async def test_a_line_break_in_a_header_is_refused_before_anything_is_sent(
     assert server.connections == 0
 
 
-@pytest.mark.parametrize("url", ["ftp://example.com/x", "http:///x", "http://user:pw@localhost/x"])
-async def test_a_url_that_is_not_a_plain_http_one_is_refused(client: HttpClient, url: str) -> None:
-    with pytest.raises(ValueError, match="URL"):
+@pytest.mark.parametrize(("url", "error"), [
+    ("ftp://example.com/x", "not an http"),
+    ("http:///x", "not an http"),
+    ("http://localhost:99999/x", "Port"),
+])
+async def test_a_url_that_is_not_a_plain_http_one_is_refused(
+    client: HttpClient, url: str, error: str
+) -> None:
+    with pytest.raises(ValueError, match=error):
         await client.post(url, {}, b"")
 
 
