@@ -207,13 +207,13 @@ class ResilientCaller:
         headers: Mapping[str, str] | None = None,
         trace_id: str | None = None,
     ) -> Outcome:
-        """POST `payload` as JSON; the same payload (and so the same id) on every attempt."""
-        sent_headers = dict(headers or {})
+        """POST `payload` as JSON; the same body (and so the same id) on every attempt."""
+        body, sent_headers = orjson.dumps(payload), {**(headers or {}), **_JSON}
         if trace_id:
             sent_headers[TRACE_ID_HEADER] = trace_id
         attempts = self.policy.retry.max_attempts
         for attempt in range(1, attempts + 1):
-            send = functools.partial(self._attempt, url, payload, sent_headers, attempt)
+            send = functools.partial(self._attempt, url, body, sent_headers, attempt)
             try:
                 outcome = await self.breaker.call(send)
             except BreakerOpen:
@@ -231,15 +231,13 @@ class ResilientCaller:
                 return outcome
         raise AssertionError("unreachable: max_attempts must be at least 1")
 
-    async def _attempt(
-        self, url: str, payload: Mapping[str, object], headers: Mapping[str, str], attempt: int
-    ) -> Outcome:
+    async def _attempt(self, url: str, body: bytes, headers: Mapping[str, str], attempt: int) -> Outcome:
         await self._bucket.acquire()
         started = time.perf_counter()
         try:
             # The timeout bounds the whole attempt, from connecting to the last byte of the answer.
             async with asyncio.timeout(self.policy.timeout):
-                response = await self._client.post(url, {**headers, **_JSON}, orjson.dumps(payload))
+                response = await self._client.post(url, headers, body)
         except TimeoutError as error:
             raise self._failed_attempt(_TransientAttempt("timeout")) from error
         except HttpClientError as error:  # could not connect, or the connection broke
