@@ -1,4 +1,5 @@
 """Workers SIGKILLed mid-stream: after a restart nothing is lost and nothing is done twice.
+Workers stopped by SIGTERM: they exit cleanly with what they handled committed.
 
 The notifier is killed at the worst moment: Kakao has accepted a message and is
 still answering, so the delivery log says SENDING. After the restart Kakao fails
@@ -10,9 +11,11 @@ the user's phone) but settle it with Kakao, whose answer to the same message id 
 from __future__ import annotations
 
 import asyncio
+import signal
 
 import pytest
 
+from services.common import topics
 from tests.e2e.flows import (
     Paid,
     accepted_by,
@@ -23,6 +26,7 @@ from tests.e2e.flows import (
     notifications_final,
     tickets_settled,
 )
+from tests.e2e.kafka_tools import lag
 from tests.e2e.stack import Stack
 from tests.support import eventually
 
@@ -77,3 +81,26 @@ async def _attempts(stack: Stack, paid: Paid) -> list[dict[str, object]]:
     return await stack.sql(
         "SELECT channel, status, http_attempts FROM notification_attempts "
         "WHERE notification_id = CAST(:id AS uuid) ORDER BY id", id=paid.confirmation_id)
+
+
+async def test_consumers_stopped_by_sigterm_exit_cleanly_with_their_offsets_committed(stack: Stack) -> None:
+    # The workers' own event loop (uvloop) must deliver the signal to the consumer's stop,
+    # which commits the offsets of the messages it handled before the process exits.
+    paid = await buy_seats(stack, 3, schedule_id=await new_schedule(stack.booking, 3))
+    await eventually(lambda: tickets_settled(stack, paid), 60, "3 tickets")
+    ids = [p.confirmation_id for p in paid]
+    await eventually(lambda: notifications_final(stack, ids), 60, "3 notifications")
+
+    workers = [stack.workers["saga"], stack.workers["notifier"]]
+    for worker in workers:
+        assert worker.process is not None
+        worker.process.send_signal(signal.SIGTERM)
+    try:
+        for worker in workers:
+            assert worker.process is not None
+            assert await asyncio.to_thread(worker.process.wait, 60) == 0, worker.tail()
+            assert "stopped after" in worker.tail(), worker.tail()
+        assert await lag(stack.kafka, stack.group("ticket-saga"), topics.PAYMENTS) == 0
+        assert await lag(stack.kafka, stack.group("notifier"), topics.NOTIFICATIONS) == 0
+    finally:
+        await stack.restart("saga", "notifier")
